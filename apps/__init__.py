@@ -1,0 +1,1 @@
+"""The kerasllm apps: thin configs plus glue over the library, and the `kerasllm` command line."""
