@@ -304,4 +304,8 @@ def _bucketed(
     dataset = dataset.bucket_by_sequence_length(
         length_of, boundaries, batch_sizes, pad_to_bucket_boundary=True, drop_remainder=drop_remainder
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # Bucketing hides the number of batches, yet it is the same every epoch (which bucket an example
+    # falls in does not depend on the order). One counting pass, which also fills the cache, lets
+    # Keras show a real progress bar and end epochs cleanly instead of "Unknown" and out-of-data warnings.
+    batches = int(dataset.reduce(0, lambda count, _: count + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
