@@ -1,0 +1,24 @@
+"""Keras layers of kerasllm: attention, positions, Transformer and recurrent building blocks."""
+
+from kerasllm.layers.attention import MultiHeadAttention, causal_mask
+from kerasllm.layers.embeddings import TokenAndPositionEmbedding
+from kerasllm.layers.feed_forward import FeedForward
+from kerasllm.layers.lstm_decoder import LSTMDecoder, LSTMDecoderCell
+from kerasllm.layers.positions import LearnedPositionEmbedding, SinusoidalPositionEncoding
+from kerasllm.layers.recurrent_attention import BahdanauAttention, LuongAttention
+from kerasllm.layers.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+
+__all__ = [
+    "BahdanauAttention",
+    "FeedForward",
+    "LSTMDecoder",
+    "LSTMDecoderCell",
+    "LearnedPositionEmbedding",
+    "LuongAttention",
+    "MultiHeadAttention",
+    "SinusoidalPositionEncoding",
+    "TokenAndPositionEmbedding",
+    "TransformerDecoderLayer",
+    "TransformerEncoderLayer",
+    "causal_mask",
+]

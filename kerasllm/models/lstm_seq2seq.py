@@ -1,0 +1,204 @@
+"""The LSTM encoder-decoder baseline (Sutskever et al., 2014), optionally with Luong or Bahdanau attention.
+
+It implements the same decoding interface as `kerasllm.models.Transformer`; its LSTM states play the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from kerasllm.layers import LSTMDecoder
+from kerasllm.layers.lstm_decoder import ATTENTION_TYPES
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class LSTMSeq2Seq(keras.Model):
+    """LSTM encoder-decoder: the encoder's final states initialize the decoder, trained with teacher forcing.
+
+    The encoder is masked (token id 0 is padding), so its final states are those of each sequence's last real
+    token, and attention never looks at padding. With `bidirectional_encoder`, each encoder layer reads both ways
+    and a Dense "bridge" maps its concatenated forward/backward states to the decoder size. The output logits are
+    float32 and carry the decoder mask `decoder_inputs != 0` as a Keras mask.
+
+    Dropout is applied to the embeddings, between encoder layers and to the decoder outputs, not inside the
+    recurrence.
+
+    Args:
+        source_vocabulary_size: int, the number of source token ids.
+        target_vocabulary_size: int, the number of target token ids.
+        embedding_dim: int. Defaults to `256`.
+        units: int, the LSTM size of every layer (each direction of a bidirectional encoder). Defaults to `512`.
+        num_layers: int, stacked LSTM layers in the encoder and in the decoder. Defaults to `1`.
+        attention: `None`, `"luong_dot"`, `"luong_general"` or `"bahdanau"`. Defaults to `None`.
+        bidirectional_encoder: bool. Defaults to `False`. (`"luong_dot"` needs equal query and memory sizes, so
+            it does not combine with a bidirectional encoder, whose memory is 2 * units wide.)
+        dropout: float. Defaults to `0.0`.
+        **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    model = kerasllm.models.LSTMSeq2Seq(
+        source_vocabulary_size=100, target_vocabulary_size=100, embedding_dim=16, units=32,
+        attention="bahdanau")
+    source = np.array([[5, 6, 7, 3, 0]], dtype="int32")
+    target_in = np.array([[2, 8, 9, 0]], dtype="int32")
+    logits = model((source, target_in))  # [1, 4, 100] float32
+    ```
+    """
+
+    def __init__(
+        self,
+        source_vocabulary_size: int,
+        target_vocabulary_size: int,
+        embedding_dim: int = 256,
+        units: int = 512,
+        num_layers: int = 1,
+        attention: str | None = None,
+        bidirectional_encoder: bool = False,
+        dropout: float = 0.0,
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if attention not in ATTENTION_TYPES:
+            raise ValueError(f"attention must be one of {ATTENTION_TYPES}, got {attention!r}.")
+        if attention == "luong_dot" and bidirectional_encoder:
+            raise ValueError('attention="luong_dot" needs a memory as wide as the decoder; use "luong_general".')
+
+        # === Layers ===
+        self.source_embedding = keras.layers.Embedding(
+            source_vocabulary_size, embedding_dim, mask_zero=True, dtype=dtype, name="source_embedding"
+        )
+        self.target_embedding = keras.layers.Embedding(
+            target_vocabulary_size, embedding_dim, mask_zero=True, dtype=dtype, name="target_embedding"
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")
+        self.encoder_layers = []
+        for index in range(num_layers):
+            lstm = keras.layers.LSTM(
+                units, return_sequences=True, return_state=True, dtype=dtype, name=f"encoder_lstm_{index}"
+            )
+            if bidirectional_encoder:
+                lstm = keras.layers.Bidirectional(lstm, dtype=dtype, name=f"encoder_bidirectional_{index}")
+            self.encoder_layers.append(lstm)
+        self.bridge_hidden = self.bridge_cell = None
+        if bidirectional_encoder:
+            self.bridge_hidden = keras.layers.Dense(units, dtype=dtype, name="bridge_hidden")
+            self.bridge_cell = keras.layers.Dense(units, dtype=dtype, name="bridge_cell")
+        self.decoder = LSTMDecoder(units, num_layers=num_layers, attention=attention, dtype=dtype, name="decoder")
+        # float32 under any policy: the logits feed the softmax and the loss.
+        self.output_projection = keras.layers.Dense(target_vocabulary_size, dtype="float32", name="output_projection")
+
+        # === Functional model ===
+        encoder_tokens = keras.Input(shape=(None,), dtype="int32", name="encoder_tokens")
+        decoder_tokens = keras.Input(shape=(None,), dtype="int32", name="decoder_tokens")
+        encoder_padding_mask = ops.not_equal(encoder_tokens, 0)
+        memory, hidden, cell = self._encode(encoder_tokens, encoder_padding_mask, training=None)
+        outputs = self.decoder(
+            self.dropout_layer(self.target_embedding(decoder_tokens)),
+            hidden,
+            cell,
+            memory,
+            memory_mask=encoder_padding_mask,
+        )
+        logits = self.output_projection(self.dropout_layer(outputs))
+        super().__init__(inputs=(encoder_tokens, decoder_tokens), outputs=logits, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.source_vocabulary_size = source_vocabulary_size
+        self.target_vocabulary_size = target_vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.num_layers = num_layers
+        self.attention = attention
+        self.bidirectional_encoder = bidirectional_encoder
+        self.dropout = dropout
+
+    def _encode(self, encoder_tokens: Any, padding_mask: Any, training: bool | None) -> tuple[Any, Any, Any]:
+        """Returns the memory [B, S, D_m] and the decoder's initial hidden and cell states [B, num_layers, units]."""
+        memory = self.source_embedding(encoder_tokens)
+        hiddens, cells = [], []
+        for lstm in self.encoder_layers:
+            # The mask makes padded steps carry the state over, so the final state is the last real token's.
+            memory, *states = lstm(self.dropout_layer(memory, training=training), mask=padding_mask, training=training)
+            if isinstance(lstm, keras.layers.Bidirectional):
+                forward_h, forward_c, backward_h, backward_c = states
+                states = [ops.concatenate([forward_h, backward_h], -1), ops.concatenate([forward_c, backward_c], -1)]
+            hiddens.append(states[0])
+            cells.append(states[1])
+        hidden, cell = ops.stack(hiddens, axis=1), ops.stack(cells, axis=1)
+        if self.bridge_hidden is not None:
+            hidden, cell = self.bridge_hidden(hidden), self.bridge_cell(cell)
+        return memory, hidden, cell
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return ops.not_equal(inputs[1], 0)
+
+    def encode(self, encoder_tokens: Any, training: bool = False) -> dict[str, Any]:
+        """Run the encoder once per source.
+
+        Returns:
+            A dict of batch-major tensors: `"memory"` [B, S, D_m], `"padding_mask"` [B, S] bool,
+            `"initial_hidden"` and `"initial_cell"` [B, num_layers, units] (the decoder's initial states), and
+            with attention `"memory_keys"`, the memory side of the attention score projected once.
+        """
+        encoder_tokens = ops.convert_to_tensor(encoder_tokens, dtype="int32")
+        padding_mask = ops.not_equal(encoder_tokens, 0)
+        memory, hidden, cell = self._encode(encoder_tokens, padding_mask, training=training)
+        state = {"memory": memory, "padding_mask": padding_mask, "initial_hidden": hidden, "initial_cell": cell}
+        if self.decoder.attention is not None:
+            state["memory_keys"] = self.decoder.attention.project_keys(memory)
+        return state
+
+    def init_cache(self, encoder_state: dict[str, Any], max_length: int) -> dict[str, Any]:
+        """The decoder's recurrent state: `"hidden"` and `"cell"`, each [B, num_layers, units].
+
+        `max_length` is unused (a recurrent state does not grow) and kept for the shared interface.
+        """
+        return {"hidden": encoder_state["initial_hidden"], "cell": encoder_state["initial_cell"]}
+
+    def decode_step(
+        self, token_ids: Any, index: Any, cache: dict[str, Any], encoder_state: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Decode one position: the logits for position `index + 1` and the next recurrent state.
+
+        Args:
+            token_ids: [B] int32, the decoder input at position `index` (index 0 holds [START]).
+            index: scalar int32 tensor; unused, as the state already encodes the position.
+            cache: from `init_cache` or a previous `decode_step`.
+            encoder_state: from `encode`.
+
+        Returns:
+            `(logits [B, V] float32, new_cache)`, `new_cache` with the structure, shapes and dtypes of `cache`.
+        """
+        # Embedding a [B, 1] slice (not [B]) keeps the Keras mask off the step input, as in the scanned `call`.
+        output, (hidden, cell) = self.decoder.cell.step(
+            self.target_embedding(ops.expand_dims(token_ids, 1))[:, 0],
+            (cache["hidden"], cache["cell"]),
+            encoder_state["memory"],
+            encoder_state.get("memory_keys"),
+            memory_mask=encoder_state["padding_mask"],
+        )
+        return self.output_projection(output), {"hidden": hidden, "cell": cell}
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "source_vocabulary_size": self.source_vocabulary_size,
+            "target_vocabulary_size": self.target_vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "attention": self.attention,
+            "bidirectional_encoder": self.bidirectional_encoder,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LSTMSeq2Seq":
+        return cls(**config)
