@@ -1,0 +1,93 @@
+"""The callbacks every long `model.fit` run in kerasllm gets."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import keras
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Adds `elapsed_seconds` (training wall time, summed over resumed runs) to each epoch's logs,
+    and stops training before an epoch that would overrun `budget_minutes`.
+
+    The running total is read back from the last row of `history_csv`, so a killed and resumed
+    run keeps counting from where it was. Put it before `CSVLogger` so the CSV records the field.
+
+    Args:
+        history_csv: the CSVLogger file of this run.
+        budget_minutes: training budget, or None for no limit.
+
+    Example:
+    >>> clock = TrainingClock("runs/demo/history.csv", budget_minutes=60)
+    """
+
+    def __init__(self, history_csv: str | Path, budget_minutes: float | None = None):
+        super().__init__()
+        self.history_csv = Path(history_csv)
+        self.budget_seconds = None if budget_minutes is None else 60.0 * budget_minutes
+        self.offset = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.offset = 0.0
+        if self.history_csv.exists():
+            with self.history_csv.open(newline="") as handle:
+                rows = [row for row in csv.DictReader(handle) if row.get("elapsed_seconds")]
+            if rows:
+                self.offset = float(rows[-1]["elapsed_seconds"])
+        self.started = time.perf_counter()
+        self.epoch_started = self.started
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        elapsed = self.offset + now - self.started
+        if logs is not None:
+            logs["elapsed_seconds"] = elapsed
+        if self.budget_seconds is not None and elapsed + (now - self.epoch_started) > self.budget_seconds:
+            self.model.stop_training = True
+
+
+def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_stopping_patience: int | None = 5,
+                       backup_every_steps: int | None = None, tensorboard: bool = True,
+                       budget_minutes: float | None = None) -> list[keras.callbacks.Callback]:
+    """Best checkpoint, resumable backup, early stopping, a time budget, TensorBoard logs and a CSV history.
+
+    Files written under `run_dir`: `best.keras` (best `monitor` so far), `backup/` (weights,
+    optimizer state and epoch, for resuming a killed run: call `fit` again with the same `run_dir`),
+    `history.csv` (appended on resume) and `logs/` (TensorBoard).
+
+    Args:
+        run_dir: directory of this training run.
+        monitor: quantity that picks the best checkpoint and drives early stopping.
+        early_stopping_patience: epochs without improvement before stopping; None disables it.
+        backup_every_steps: also back up every N batches (default: at the end of each epoch).
+            A killed run resumes from the last backup; an interrupted epoch restarts at its first batch.
+        tensorboard: write TensorBoard logs.
+        budget_minutes: stop before an epoch that would end past this much training time.
+
+    Example:
+    >>> callbacks = training_callbacks("runs/demo")
+    >>> # model.fit(train, validation_data=val, epochs=10, callbacks=callbacks)
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    callbacks: list[keras.callbacks.Callback] = [
+        TrainingClock(run_dir / "history.csv", budget_minutes),
+        # double_checkpoint keeps the previous backup, so a run killed while writing one (a corrupt
+        # file) restores from the one before instead of failing.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=backup_every_steps or "epoch",
+                                         double_checkpoint=True, delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor=monitor, save_best_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+    ]
+    if early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping_patience,
+                                                       restore_best_weights=True))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    return callbacks
