@@ -21,6 +21,10 @@ def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--vocab-size", type=int, default=8000, help="WordPiece vocabulary size to train on the train split (default 8000)")
     stats.add_argument("--data-dir", default=None, help="corpus root (default $KERASLLM_DATA or ../shared/data)")
     stats.set_defaults(func=_run_data_stats)
+    pipeline_demo = data_sub.add_parser("demo", help="the data pipeline on the embedded sample",
+                                        description="Load the embedded sample, train vocabularies, build the bucketed "
+                                        "pipeline and print what it did.")
+    pipeline_demo.set_defaults(func=_run_data_demo)
     listing = data_sub.add_parser("list", help="list the registered corpora", description="List the registered corpora, where they are looked for and whether they are present.")
     listing.add_argument("--data-dir", default=None, help="corpus root (default $KERASLLM_DATA or ../shared/data)")
     listing.set_defaults(func=_run_data_list)
@@ -30,6 +34,13 @@ def _run_data_stats(args: argparse.Namespace) -> int:
     from kerasllm.data import stats
 
     print(stats.format_stats(stats.corpus_stats(args.name, pair=args.pair, vocab_size=args.vocab_size, data_dir=args.data_dir)))
+    return 0
+
+
+def _run_data_demo(args: argparse.Namespace) -> int:
+    from kerasllm.data import demo
+
+    demo.main()
     return 0
 
 
@@ -162,15 +173,18 @@ def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="the default job on the embedded sample",
-        description="Run the default job on the embedded English-French sample (no ../shared needed).",
+        description="Train a small Transformer on the embedded English-French sample, evaluate it, export a "
+        "TF Serving SavedModel, verify it and translate through it (no ../shared needed).",
     )
+    demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo; resumes if present)")
+    demo.add_argument("--base", default="saved_models/translate", help="model base path for the export")
     demo.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from kerasllm.data import demo
+    from apps.translate import demo
 
-    demo.main()
+    demo.main(args.out, args.base)
     return 0
 
 
