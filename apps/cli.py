@@ -102,7 +102,9 @@ def _run_translate_train(args: argparse.Namespace) -> int:
         config.epochs = args.epochs
     if args.minutes is not None:
         config.time_budget_minutes = args.minutes
-    app.train(config, args.out, corpus=args.corpus, pair=args.pair, data_dir=args.data_dir)
+    # One line per epoch when logging to a file; the live progress bar on a terminal.
+    app.train(config, args.out, corpus=args.corpus, pair=args.pair, data_dir=args.data_dir,
+              verbose="auto" if sys.stdout.isatty() else 2)
     return 0
 
 

@@ -218,3 +218,14 @@ def test_mixed_precision_jit_training_step(mixed_policy):
     )
     history = model.fit((source, target), target, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_cross_attention_scores_are_distributions_over_real_source_tokens():
+    keras.utils.set_random_seed(0)
+    model = Transformer(20, 20, 1, 2, d_model=16, num_heads=2, dff=32, max_length=16)
+    source = np.array([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]], "int32")
+    target = np.array([[2, 5, 6], [2, 7, 0]], "int32")
+    scores = np.asarray(model.cross_attention_scores(source, target))
+    assert scores.shape == (2, 2, 3, 5)
+    np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
+    assert np.abs(scores[0, :, :, 3:]).max() < 1e-6, "padding must receive no attention"

@@ -87,7 +87,9 @@ def train(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi3
     model.summary(print_fn=lambda line, **_: print(line))
     callbacks = training_callbacks(run_dir, early_stopping_patience=config.early_stopping_patience,
                                    budget_minutes=config.time_budget_minutes)
-    return model.fit(train_set, validation_data=val_set, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the dataset reshuffles itself each epoch (Keras would only warn that it cannot).
+    return model.fit(train_set, validation_data=val_set, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+                     shuffle=False)
 
 
 def load_run(run_dir: str | Path):
@@ -132,7 +134,10 @@ class Translator:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             ids = self.source_tokenizer.tokenize([texts[i] for i in chunk])[:, : self.max_source_length]
-            tokens = self._search(ids.to_tensor())["tokens"]
+            # Every call gets batch_size rows (empty ones fill the last chunk), so a compiled search sees
+            # one batch size and only the source-length buckets differ.
+            ids = ids.to_tensor(shape=[batch_size, None])
+            tokens = self._search(ids)["tokens"][: len(chunk)]
             if len(tokens.shape) == 3:
                 tokens = tokens[:, 0]
             for i, text in zip(chunk, self.target_tokenizer.detokenize(tokens).numpy()):

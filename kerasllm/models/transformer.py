@@ -231,6 +231,29 @@ class Transformer(keras.Model):
             )
         return self._logits(hidden)[:, 0], new_cache
 
+    def cross_attention_scores(self, encoder_tokens: Any, decoder_inputs: Any, layer: int = -1) -> Any:
+        """Where each target position looks in the source: one decoder layer's cross-attention probabilities.
+
+        Args:
+            encoder_tokens: [B, S] int source ids.
+            decoder_inputs: [B, T] int decoder inputs ([START] + target ids).
+            layer: which decoder layer (Python indexing; default the last).
+
+        Returns:
+            [B, num_heads, T, S] float32 probabilities (rows sum to 1 over the source's real tokens).
+        """
+        encoder_tokens = ops.convert_to_tensor(encoder_tokens, dtype="int32")
+        decoder_inputs = ops.convert_to_tensor(decoder_inputs, dtype="int32")
+        encoder_mask, decoder_mask = ops.not_equal(encoder_tokens, 0), ops.not_equal(decoder_inputs, 0)
+        memory = self._encode(encoder_tokens, encoder_mask, training=False)
+        hidden = self.target_embedding(decoder_inputs)
+        last = range(len(self.decoder_layers))[layer]
+        for decoder_layer in self.decoder_layers[:last]:
+            hidden = decoder_layer(hidden, memory, inputs_mask=decoder_mask, memory_mask=encoder_mask, training=False)
+        _, scores = self.decoder_layers[last](hidden, memory, inputs_mask=decoder_mask, memory_mask=encoder_mask,
+                                              return_attention_scores=True, training=False)
+        return scores
+
     def get_config(self) -> dict:
         return {
             "name": self.name,
