@@ -74,3 +74,77 @@ def test_missing_or_corrupt_checkpoint_gives_a_clear_error(run_dir, tmp_path):
     (broken / "best.keras").write_bytes((run_dir / "best.keras").read_bytes()[:1000])
     with pytest.raises(ValueError, match="cannot load"):
         app.load_run(broken)
+
+
+@pytest.fixture(scope="module")
+def served(run_dir, tmp_path_factory):
+    """The exported SavedModel behind loopback stand-ins for tensorflow_model_server's REST and gRPC APIs.
+
+    The real server binary is not installable here (no PyPI or Debian package), so these stand-ins speak
+    its wire formats — the REST predict JSON and the tensorflow-serving-api protos — over real sockets,
+    which is what the clients under test depend on."""
+    import http.server
+    import socketserver
+    import threading
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    serve = tf.saved_model.load(str(app.export(run_dir, tmp_path_factory.mktemp("served")))).signatures["serving_default"]
+
+    class Rest(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            if self.path != "/v1/models/translate:predict":
+                self.send_error(404, "Servable not found")
+                return
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            outputs = serve(text=tf.constant(body["inputs"]["text"]))
+            reply = json.dumps({"outputs": {"translations": [t.decode() for t in outputs["translations"].numpy()],
+                                            "scores": outputs["scores"].numpy().tolist()}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    class Grpc(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            assert request.model_spec.name == "translate" and request.model_spec.signature_name == "serving_default"
+            outputs = serve(text=tf.make_ndarray(request.inputs["text"]))
+            response = predict_pb2.PredictResponse()
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    rest = socketserver.TCPServer(("127.0.0.1", 0), Rest)
+    threading.Thread(target=rest.serve_forever, daemon=True).start()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Grpc(), server)
+    grpc_port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield serve, rest.server_address[1], grpc_port
+    rest.shutdown()
+    server.stop(None)
+
+
+def test_rest_and_grpc_clients_return_what_the_signature_returns(served):
+    from kerasllm.serving import translate_grpc, translate_rest
+
+    serve, rest_port, grpc_port = served
+    expected = [t.decode() for t in serve(text=tf.constant(SENTENCES))["translations"].numpy()]
+    by_rest = translate_rest(SENTENCES, host="127.0.0.1", port=rest_port)
+    by_grpc = translate_grpc(SENTENCES, host="127.0.0.1", port=grpc_port)
+    assert [row["translation"] for row in by_rest] == expected == [row["translation"] for row in by_grpc]
+    assert [row["score"] for row in by_rest] == pytest.approx([row["score"] for row in by_grpc], abs=1e-5)
+
+
+def test_clients_say_when_no_server_answers():
+    from kerasllm.serving import translate_grpc, translate_rest
+
+    with pytest.raises(ConnectionError, match="no model server"):
+        translate_rest(["hello"], host="127.0.0.1", port=9, timeout=2)
+    with pytest.raises(ConnectionError, match="gRPC call"):
+        translate_grpc(["hello"], host="127.0.0.1", port=9, timeout=2)
