@@ -140,3 +140,16 @@ def test_top_k_of_one_sampling_is_greedy_and_seeded_sampling_repeats(model):
 def test_num_hypotheses_larger_than_beam_is_an_error(model):
     with pytest.raises(ValueError, match="num_hypotheses"):
         beam_search(model, _sources(), beam_size=2, num_hypotheses=3)
+
+
+def test_search_runs_on_a_mixed_precision_model_reloaded_under_float32(tmp_path):
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = _transformer()
+        model((_sources(), _sources()))
+        model.save(tmp_path / "model.keras")
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    out = compile_search(beam_search, reloaded, beam_size=2, max_length=MAX_LENGTH, jit_compile=False)(_sources())
+    assert np.isfinite(np.asarray(out["scores"])).all()

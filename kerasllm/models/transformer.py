@@ -190,14 +190,17 @@ class Transformer(keras.Model):
 
         Returns:
             A dict with `"key_{i}"` and `"value_{i}"` for each decoder layer i, each
-            [B, max_length, num_heads, d_model // num_heads] in the compute dtype.
+            [B, max_length, num_heads, d_model // num_heads] in the decoder layers' compute dtype.
         """
         batch_size = ops.shape(encoder_state["memory"])[0]
         shape = (batch_size, max_length, self.num_heads, self.d_model // self.num_heads)
+        # The dtype the decoder layers compute in, not the model's: a model built under a mixed policy and
+        # reloaded under float32 keeps bfloat16/float16 layers, and a while_loop needs the cache dtype to match.
+        dtype = self.target_embedding.compute_dtype
         cache = {}
         for index in range(self.num_decoder_layers):
-            cache[f"key_{index}"] = ops.zeros(shape, dtype=self.compute_dtype)
-            cache[f"value_{index}"] = ops.zeros(shape, dtype=self.compute_dtype)
+            cache[f"key_{index}"] = ops.zeros(shape, dtype=dtype)
+            cache[f"value_{index}"] = ops.zeros(shape, dtype=dtype)
         return cache
 
     def decode_step(
