@@ -19,13 +19,11 @@ from apps.translate.config import TranslateConfig
 from kerasllm import data
 from kerasllm.data.pipeline import make_seq2seq_dataset
 from kerasllm.data.tokenizer import SubwordTokenizer, save_vocabulary, train_wordpiece_vocabulary
-from kerasllm.decoding import beam_search, compile_search, greedy_search
+from kerasllm.decoding import SEARCHES, compile_search
 from kerasllm.export import export_translator
 from kerasllm.metrics import translation_scores
 from kerasllm.models import LSTMSeq2Seq, Transformer
 from kerasllm.training import compile_for_training, training_callbacks
-
-SEARCHES = {"beam": beam_search, "greedy": greedy_search}
 
 
 def build_model(config: TranslateConfig, source_vocabulary_size: int, target_vocabulary_size: int) -> keras.Model:

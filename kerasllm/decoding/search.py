@@ -237,3 +237,7 @@ def beam_search(model, encoder_tokens, *, beam_size: int = 4, alpha: float = 0.6
     _, _, _, finished_tokens, finished_scores, _ = ops.while_loop(cond, body, loop_vars, maximum_iterations=max_length - 1)
     tokens = finished_tokens[:, :num_hypotheses, 1:]
     return {"tokens": tokens, "scores": finished_scores[:, :num_hypotheses], "lengths": _sequence_lengths(tokens)}
+
+
+# The searches a config or a serving signature can name.
+SEARCHES = {"beam": beam_search, "greedy": greedy_search}

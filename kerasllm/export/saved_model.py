@@ -18,9 +18,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kerasllm.decoding import beam_search, greedy_search
-
-SEARCHES = {"greedy": greedy_search, "beam": beam_search}
+from kerasllm.decoding import SEARCHES
 
 
 class TranslatorModule(tf.Module):
