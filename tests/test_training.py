@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kerasllm.training import (MaskedSparseCrossEntropy, MaskedTokenAccuracy, TrainingClock, TransformerSchedule,
+                               previous_best,
                                training_callbacks)
 
 
@@ -107,3 +108,23 @@ def test_killed_run_resumes_from_backup(tmp_path):
     assert (tmp_path / "best.keras").exists()
     with (tmp_path / "history.csv").open() as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
+
+
+def test_previous_best_reads_the_history(tmp_path):
+    assert previous_best(tmp_path / "history.csv") == (None, 0)
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,3.0,2.5\n1,2.0,2.1\n2,1.5,2.2\n3,1.2,2.3\n")
+    assert previous_best(tmp_path / "history.csv") == (2.1, 2)
+    assert previous_best(tmp_path / "history.csv", "loss") == (1.2, 0)
+
+
+def test_resumed_run_keeps_its_best_checkpoint_and_patience(tmp_path):
+    """After a resume, a worse epoch must not replace best.keras, and patience counts the earlier epochs."""
+    x, y = np.random.default_rng(0).normal(size=(16, 3)), np.ones((16, 1))
+    # The interrupted run: its best loss (0.0) cannot be beaten, and it came 2 epochs ago.
+    (tmp_path / "history.csv").write_text("epoch,elapsed_seconds,loss\n0,1.0,0.0\n1,2.0,5.0\n2,3.0,5.0\n")
+    run = _tiny_model().fit(x, y, epochs=10, verbose=0, callbacks=training_callbacks(
+        tmp_path, monitor="loss", early_stopping_patience=3, tensorboard=False))
+    assert not (tmp_path / "best.keras").exists(), "a worse epoch overwrote the best checkpoint"
+    # wait starts at 2: 3 after this session's first epoch (Keras never stops on epoch 0), 4 after the second.
+    # Without the carried-over history the first epoch would count as an improvement and 4 would run.
+    assert len(run.history["loss"]) == 2

@@ -52,6 +52,45 @@ class TrainingClock(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def previous_best(history_csv: str | Path, monitor: str = "val_loss") -> tuple[float | None, int]:
+    """(best `monitor` value, epochs since it) in a run's history CSV; `(None, 0)` when there is none yet.
+
+    A resumed `fit` starts its callbacks afresh; these two numbers let the best checkpoint and early
+    stopping carry on from the interrupted run instead of forgetting it.
+    """
+    history_csv = Path(history_csv)
+    if not history_csv.exists():
+        return None, 0
+    with history_csv.open(newline="") as handle:
+        values = [float(row[monitor]) for row in csv.DictReader(handle) if row.get(monitor)]
+    if not values:
+        return None, 0
+    best_index = min(range(len(values)), key=values.__getitem__)
+    return values[best_index], len(values) - 1 - best_index
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` (minimising `monitor`) that counts patience across resumed runs, from the history CSV.
+
+    Args:
+        history_csv: the CSVLogger file of this run.
+        **kwargs: `keras.callbacks.EarlyStopping` arguments.
+
+    Example:
+    >>> stop = ResumableEarlyStopping("runs/demo/history.csv", monitor="val_loss", patience=5)
+    """
+
+    def __init__(self, history_csv: str | Path, **kwargs):
+        super().__init__(mode="min", **kwargs)
+        self.history_csv = Path(history_csv)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        best, epochs_since = previous_best(self.history_csv, self.monitor)
+        if best is not None:
+            self.best, self.wait = best, epochs_since
+
+
 def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_stopping_patience: int | None = 5,
                        backup_every_steps: int | None = None, tensorboard: bool = True,
                        budget_minutes: float | None = None) -> list[keras.callbacks.Callback]:
@@ -63,7 +102,7 @@ def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_
 
     Args:
         run_dir: directory of this training run.
-        monitor: quantity that picks the best checkpoint and drives early stopping.
+        monitor: a quantity to minimise; it picks the best checkpoint and drives early stopping.
         early_stopping_patience: epochs without improvement before stopping; None disables it.
         backup_every_steps: also back up every N batches (default: at the end of each epoch).
             A killed run resumes from the last backup; an interrupted epoch restarts at its first batch.
@@ -76,18 +115,21 @@ def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # On resume, a new best checkpoint must beat the interrupted run's best, not just this session's.
+    best_so_far, _ = previous_best(run_dir / "history.csv", monitor)
     callbacks: list[keras.callbacks.Callback] = [
         TrainingClock(run_dir / "history.csv", budget_minutes),
         # double_checkpoint keeps the previous backup, so a run killed while writing one (a corrupt
         # file) restores from the one before instead of failing.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=backup_every_steps or "epoch",
                                          double_checkpoint=True, delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor=monitor, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor=monitor, mode="min", save_best_only=True,
+                                        initial_value_threshold=best_so_far),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
     if early_stopping_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping_patience,
-                                                       restore_best_weights=True))
+        callbacks.append(ResumableEarlyStopping(run_dir / "history.csv", monitor=monitor,
+                                                patience=early_stopping_patience, restore_best_weights=True))
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
     return callbacks
