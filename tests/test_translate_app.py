@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from apps.translate import app
 from apps.translate.config import TranslateConfig
+from kerasllm.data.tokenizer import SubwordTokenizer
 from kerasllm.export import verify_export
 
 SENTENCES = ["I am hungry.", "Where is the station?", "We like cats.", ""]
@@ -30,6 +31,12 @@ def test_run_directory_holds_what_later_commands_need(run_dir):
     for name in ("best.keras", "source.vocab", "target.vocab", "config.json", "run.json", "history.csv"):
         assert (run_dir / name).exists(), name
     assert json.loads((run_dir / "run.json").read_text()) == {"corpus": "sample", "pair": "en-fr"}
+    assert json.loads((run_dir / "finished.json").read_text())["epochs"] == 2
+
+
+def test_a_finished_run_is_not_trained_again(run_dir, capsys):
+    assert app.train(TranslateConfig.load(run_dir / "config.json"), run_dir, corpus="sample", pair="en-fr") is None
+    assert "finished run" in capsys.readouterr().out
 
 
 def test_evaluate_reports_sacrebleu_with_signature(run_dir):
@@ -148,3 +155,43 @@ def test_clients_say_when_no_server_answers():
         translate_rest(["hello"], host="127.0.0.1", port=9, timeout=2)
     with pytest.raises(ConnectionError, match="gRPC call"):
         translate_grpc(["hello"], host="127.0.0.1", port=9, timeout=2)
+
+
+def test_float32_serving_copy_of_a_mixed_precision_model(tmp_path):
+    from kerasllm.export import with_dtype_policy
+    from kerasllm.models import Transformer
+
+    mixed = Transformer(50, 60, 1, 1, d_model=16, num_heads=2, dff=32, dtype="mixed_bfloat16")
+    copy = with_dtype_policy(mixed, "float32")
+    assert copy.dtype_policy.name == "float32" and copy.decoder_layers[0].compute_dtype == "float32"
+    tokens = np.array([[5, 6, 7, 3, 0]], "int32"), np.array([[2, 8, 9, 0]], "int32")
+    np.testing.assert_allclose(np.asarray(copy(tokens)), np.asarray(mixed(tokens)), atol=0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), mixed.get_weights()))
+
+
+def test_export_serves_float32_even_when_a_reloaded_model_reports_float32(tmp_path):
+    """A mixed-precision checkpoint reloaded under the float32 global policy keeps bfloat16 layers."""
+    import keras
+
+    from kerasllm.export import export_translator
+    from kerasllm.models import Transformer
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")  # how `translate train` builds a mixed model
+    try:
+        Transformer(50, 60, 1, 1, d_model=16, num_heads=2, dff=32).save(tmp_path / "m.keras")
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert reloaded.decoder_layers[0].compute_dtype == "bfloat16"
+    tokenizer = SubwordTokenizer(["[PAD]", "[UNK]", "[START]", "[END]"] + list("abcdefghij"))
+
+    def bfloat16_ops(serving_dtype):
+        version = export_translator(reloaded, tokenizer, tokenizer, tmp_path / "served", search="greedy",
+                                    max_length=8, serving_dtype=serving_dtype)
+        graph = tf.saved_model.load(str(version)).signatures["serving_default"].graph.as_graph_def()
+        nodes = list(graph.node) + [node for function in graph.library.function for node in function.node_def]
+        return [node.name for node in nodes
+                if any(value.type == tf.bfloat16.as_datatype_enum for value in node.attr.values())]
+
+    assert bfloat16_ops(None), "kept as trained, the graph computes in bfloat16"
+    assert not bfloat16_ops("float32")

@@ -2,7 +2,8 @@
 
 A run directory holds everything a later command needs: `run.json` (corpus, pair, config),
 `source.vocab` / `target.vocab`, `best.keras`, `backup/` (resume), `history.csv`, `logs/`,
-and `eval_<split>.json` after evaluation. Weights never go into git (`runs/` is ignored).
+`finished.json` once `fit` has returned (early stopping, time budget or last epoch), and
+`eval_<split>.json` after evaluation. Weights never go into git (`runs/` is ignored).
 """
 
 from __future__ import annotations
@@ -48,22 +49,19 @@ def _tokenizers(run_dir: Path, corpus: data.ParallelCorpus | None, config: Trans
     return tokenizers
 
 
-def train(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi30k", pair: str = "en-de",
-          data_dir: str | None = None, verbose: int | str = "auto") -> keras.callbacks.History:
-    """Train with `model.fit`; calling it again on the same `run_dir` resumes where it stopped."""
+def prepare_training(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi30k", pair: str = "en-de",
+                     data_dir: str | None = None):
+    """The compiled model and the training and validation datasets of a run, as `train` uses them.
+
+    Sets the config's seed and dtype policy, and trains the run's vocabularies on first use.
+
+    Returns:
+        `(model, train_set, val_set)`.
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_file = run_dir / "run.json"
-    if run_file.exists():
-        previous = json.loads(run_file.read_text())
-        if (previous["corpus"], previous["pair"]) != (corpus, pair):
-            raise ValueError(f"{run_dir} holds a {previous['corpus']} {previous['pair']} run; use another --out")
-    run_file.write_text(json.dumps({"corpus": corpus, "pair": pair}, indent=2) + "\n")
-    config.save(run_dir / "config.json")
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy(config.mixed_precision)
-
     train_pairs = data.load(corpus, split="train", pair=pair, data_dir=data_dir)
     val_pairs = data.load(corpus, split="val", pair=pair, data_dir=data_dir)
     source_tokenizer, target_tokenizer = _tokenizers(run_dir, train_pairs, config)
@@ -82,12 +80,51 @@ def train(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi3
         compile_for_training(model, d_model=config.model_args["d_model"], warmup_steps=config.warmup_steps,
                              lr_scale=config.lr_scale, label_smoothing=config.label_smoothing,
                              clipnorm=config.clipnorm, jit_compile=config.jit_compile)
+    return model, train_set, val_set
+
+
+def train(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi30k", pair: str = "en-de",
+          data_dir: str | None = None, verbose: int | str = "auto") -> keras.callbacks.History | None:
+    """Train with `model.fit`; calling it again on the same `run_dir` resumes where it stopped.
+
+    Returns the `fit` history, or None when `run_dir` holds a finished run (nothing is trained).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    finished = run_dir / "finished.json"
+    if finished.exists():
+        print(f"{run_dir} holds a finished run ({finished.read_text().strip()}); "
+              f"delete {finished} to train it further, or give another --out")
+        return None
+    run_file = run_dir / "run.json"
+    if run_file.exists():
+        previous = json.loads(run_file.read_text())
+        if (previous["corpus"], previous["pair"]) != (corpus, pair):
+            raise ValueError(f"{run_dir} holds a {previous['corpus']} {previous['pair']} run; use another --out")
+    run_file.write_text(json.dumps({"corpus": corpus, "pair": pair}, indent=2) + "\n")
+    config.save(run_dir / "config.json")
+    model, train_set, val_set = prepare_training(config, run_dir, corpus=corpus, pair=pair, data_dir=data_dir)
     model.summary(print_fn=lambda line, **_: print(line))
     callbacks = training_callbacks(run_dir, early_stopping_patience=config.early_stopping_patience,
                                    budget_minutes=config.time_budget_minutes)
+    started = time.perf_counter()
     # shuffle=False: the dataset reshuffles itself each epoch (Keras would only warn that it cannot).
-    return model.fit(train_set, validation_data=val_set, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
-                     shuffle=False)
+    history = model.fit(train_set, validation_data=val_set, epochs=config.epochs, callbacks=callbacks,
+                        verbose=verbose, shuffle=False)
+    # Only a fit that returned gets here: a killed run leaves no marker and resumes from its backup.
+    finished.write_text(json.dumps({"epochs": history.epoch[-1] + 1 if history.epoch else None,
+                                    "session_seconds": round(time.perf_counter() - started, 1),
+                                    "peak_rss_mb": peak_rss_mb()}) + "\n")
+    return history
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def load_run(run_dir: str | Path):
@@ -145,7 +182,7 @@ class Translator:
 
 def evaluate(run_dir: str | Path, *, split: str = "test2016", data_dir: str | None = None, limit: int | None = None,
              decoding: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Decode a split, score it with sacreBLEU, write `eval_<split>.json` and return the scores."""
+    """Decode a split, score it with sacreBLEU, write `eval_<split>.json` (scores, every hypothesis) and return it."""
     run_dir = Path(run_dir)
     model, source_tokenizer, target_tokenizer, config, run = load_run(run_dir)
     pairs = data.load(run["corpus"], split=split, pair=run["pair"], data_dir=data_dir)
@@ -158,13 +195,16 @@ def evaluate(run_dir: str | Path, *, split: str = "test2016", data_dir: str | No
     result = {"split": split, "segments": len(sources), "decoding": decoding, "seconds": round(seconds, 2),
               **translation_scores(hypotheses, references),
               "examples": [{"source": s, "reference": r, "hypothesis": h}
-                           for s, r, h in list(zip(sources, references, hypotheses))[:5]]}
+                           for s, r, h in list(zip(sources, references, hypotheses))[:5]],
+              "hypotheses": hypotheses}
     (run_dir / f"eval_{split}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
 
 
-def export(run_dir: str | Path, base_path: str | Path = "saved_models/translate", *, version: int | None = None) -> Path:
-    """Export a trained run as `base_path/<version>/` for TF Serving."""
+def export(run_dir: str | Path, base_path: str | Path = "saved_models/translate", *, version: int | None = None,
+           decoding: dict[str, Any] | None = None, serving_dtype: str | None = "float32") -> Path:
+    """Export a trained run as `base_path/<version>/` for TF Serving (decoding: the run's config unless given)."""
     model, source_tokenizer, target_tokenizer, config, _ = load_run(run_dir)
     return export_translator(model, source_tokenizer, target_tokenizer, base_path, version=version,
-                             max_source_length=config.model_args.get("max_length", 128), **config.decoding)
+                             serving_dtype=serving_dtype, max_source_length=config.model_args.get("max_length", 128),
+                             **(decoding or config.decoding))

@@ -62,8 +62,22 @@ def next_version(base_path: str | Path) -> int:
     return max(versions, default=0) + 1
 
 
+def with_dtype_policy(model: keras.Model, dtype_policy: str) -> keras.Model:
+    """A copy of a functional kerasllm model whose layers compute in `dtype_policy`, with the same weights.
+
+    Mixed-precision training keeps float32 variables, so a float32 copy is the trained model without
+    the bfloat16/float16 rounding of its activations.
+    """
+    config = model.get_config()
+    config["dtype"] = dtype_policy
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_translator(model: keras.Model, source_tokenizer: Any, target_tokenizer: Any, base_path: str | Path, *,
-                      version: int | None = None, **module_options: Any) -> Path:
+                      version: int | None = None, serving_dtype: str | None = "float32",
+                      **module_options: Any) -> Path:
     """Write `base_path/<version>/`, a SavedModel whose `serving_default` maps text to translations.
 
     The SavedModel is written to a temporary directory beside the target and renamed into place,
@@ -74,6 +88,9 @@ def export_translator(model: keras.Model, source_tokenizer: Any, target_tokenize
         source_tokenizer, target_tokenizer: the tokenizers it was trained with.
         base_path: the TF Serving model base path, e.g. `saved_models/translate`.
         version: integer version; default the next free one.
+        serving_dtype: dtype policy of the served model (None keeps the model's). float32 by default: a
+            mixed-precision model decodes slower in bfloat16 on CPU at serving batch sizes (the graph
+            executor's per-op casts outweigh the cheaper arithmetic; `bench/decode_speed.py` measures it).
         **module_options: `TranslatorModule` options (search, max_source_length, beam_size, ...).
 
     Returns:
@@ -88,6 +105,11 @@ def export_translator(model: keras.Model, source_tokenizer: Any, target_tokenize
     target = base_path / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists: choose another --version or remove it first")
+    # The layers' dtypes, not the model's: a mixed-precision model reloaded under float32 reports a float32
+    # policy while its layers still compute in bfloat16/float16.
+    if serving_dtype is not None and any(layer.dtype_policy.name != serving_dtype for layer in model.layers
+                                         if layer.weights):
+        model = with_dtype_policy(model, serving_dtype)
     module = TranslatorModule(model, source_tokenizer, target_tokenizer, **module_options)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=base_path))
     try:
