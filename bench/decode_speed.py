@@ -3,9 +3,10 @@ and the exported SavedModel's latency for a 20-word sentence at batch 1.
 
     python bench/decode_speed.py [--run RUN_DIR] [--new-tokens 64] [--repeats 3] [--latency-calls 50]
 
-With --run, the trained run's model is used and exported (beam search, as configured) for the latency
-rows; without it, a randomly initialised Transformer of the `transformer` preset's shape is used and
-the latency part is skipped. Both decoders emit the same tokens (greedy on the same model), so
+With --run, the trained run's model is used and exported for the latency rows: beam search as configured,
+in the dtype policy it was trained in and in float32 (the export default), and greedy in float32; without
+it, a randomly initialised Transformer of the `transformer` preset's shape is used and the latency part
+is skipped. Both decoders emit the same tokens (greedy on the same model), so
 tokens/s compare like for like.
 """
 
@@ -56,6 +57,11 @@ def no_cache_decoder(model: keras.Model):
     return decode
 
 
+def layer_dtypes(model: keras.Model) -> str:
+    """The compute dtypes of the model's weighted layers (a reloaded mixed-precision model reports float32 itself)."""
+    return "/".join(sorted({layer.compute_dtype for layer in model.layers if layer.weights}))
+
+
 def best_of(function, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -82,7 +88,7 @@ def main() -> None:
         model = app.build_model(config, 6000, 6000)
         source_row = np.random.default_rng(0).integers(4, 6000, size=(1, 24)).astype("int32")
     print(f"model: {model.count_params():,} params ({'trained run ' + args.run if args.run else 'random weights'}); "
-          f"policy {keras.config.dtype_policy().name}; source of {source_row.shape[1]} tokens; "
+          f"layers compute in {layer_dtypes(model)}; source of {source_row.shape[1]} tokens; "
           f"up to {args.new_tokens} new tokens; greedy; fastest of {args.repeats}")
     max_length = args.new_tokens + 1
     options = dict(max_length=max_length, length_ratio=0.0, length_offset=args.new_tokens)
@@ -108,19 +114,26 @@ def main() -> None:
     if not args.run:
         print("\nSavedModel latency: skipped (pass --run RUN_DIR to export and time a trained model)")
         return
+    text = tf.constant([SENTENCE])
+    beam = {key: value for key, value in config.decoding.items()}
+    greedy = {"search": "greedy", "max_length": config.decoding.get("max_length", 128)}
+    rows = [(f"as trained ({layer_dtypes(model)})", beam, None), ("float32 (default export)", beam, "float32"),
+            ("float32 (default export)", greedy, "float32")]
+    print(f"\nSavedModel latency, {len(SENTENCE.split())}-word sentence, batch 1, {args.latency_calls} calls "
+          "(graph mode, as TF Serving runs it):")
     with tempfile.TemporaryDirectory() as base:
-        version = app.export(args.run, base)
-        serve = tf.saved_model.load(str(version)).signatures["serving_default"]
-        text = tf.constant([SENTENCE])
-        serve(text=text)
-        latencies = []
-        for _ in range(args.latency_calls):
-            start = time.perf_counter()
-            serve(text=text)["translations"].numpy()
-            latencies.append(1000 * (time.perf_counter() - start))
-        p50, p99 = statistics.quantiles(latencies, n=100)[49], statistics.quantiles(latencies, n=100)[98]
-        print(f"\nSavedModel ({config.decoding}), {len(SENTENCE.split())}-word sentence, batch 1, "
-              f"{args.latency_calls} calls: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        for policy, decoding, serving_dtype in rows:
+            version = app.export(args.run, base, decoding=decoding, serving_dtype=serving_dtype)
+            serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+            output = serve(text=text)["translations"].numpy()[0].decode()
+            latencies = []
+            for _ in range(args.latency_calls):
+                start = time.perf_counter()
+                serve(text=text)["translations"].numpy()
+                latencies.append(1000 * (time.perf_counter() - start))
+            quantiles = statistics.quantiles(latencies, n=100)
+            print(f"  {decoding['search']:<6} {policy:<28} p50 {quantiles[49]:6.1f} ms  p99 {quantiles[98]:6.1f} ms  "
+                  f"-> {output!r}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Training throughput of kerasllm's Transformer against the same model built from keras-hub layers.
 
     python bench/train_throughput.py [--steps N] [--warmup N]
+    python bench/train_throughput.py --ablate          # where a step of ours goes
+    python bench/train_throughput.py --preset NAME     # jit x dtype policy for a translate preset
 
 Both models have the same shape (vocab 8000, d_model 256, dff 1024, 8 heads, 3 + 3 layers, learned positions,
 dropout 0.1, float32 output projection), get the same random batch (64 x 64 source and target ids), the same
@@ -114,6 +116,23 @@ def ablate(steps: int, warmup: int) -> None:
           f" of a step; the 3+3 layers: ~{(full - milliseconds['0+0 layers']) / full:.0%}")
 
 
+def settings(preset: str, steps: int, warmup: int) -> None:
+    """Which of jit_compile x dtype policy trains a translate preset's model fastest here (vs float32, no jit)."""
+    from apps.translate import app
+    from apps.translate.config import TranslateConfig
+
+    config = TranslateConfig.load(preset)
+    print(f"preset {preset!r} ({config.model}, {config.model_args}), vocabularies {VOCABULARY}, batch {BATCH} x "
+          f"length {LENGTH}, fastest of {steps} steps after {warmup} warmup steps")
+    baseline = None
+    for jit_compile in (False, True):
+        for policy in ("float32", "mixed_bfloat16"):
+            build = {preset: lambda: app.build_model(config, VOCABULARY, VOCABULARY)}
+            rate, _ = tokens_per_second(build, policy, jit_compile, steps, warmup)[preset]
+            baseline = baseline or rate
+            print(f"jit {str(jit_compile):<5} {policy:<15} {rate:>8,.0f} tokens/s  {rate / baseline:.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per row (default 5)")
@@ -122,7 +141,12 @@ def main() -> None:
     )
     parser.add_argument("--ablate", action="store_true",
                         help="instead: where a step of ours goes (full model, 64-token vocabulary, no layers)")
+    parser.add_argument("--preset", help="instead: time a translate preset's model (e.g. lstm_attention) under each "
+                        "jit / dtype-policy setting")
     args = parser.parse_args()
+    if args.preset:
+        settings(args.preset, args.steps, args.warmup)
+        return
     if args.ablate:
         ablate(args.steps, args.warmup)
         return

@@ -195,3 +195,18 @@ def test_export_serves_float32_even_when_a_reloaded_model_reports_float32(tmp_pa
 
     assert bfloat16_ops(None), "kept as trained, the graph computes in bfloat16"
     assert not bfloat16_ops("float32")
+
+
+def test_lstm_translates_a_batch_of_empty_strings(tmp_path):
+    """Found by `kerasllm export verify` on the Multi30K LSTM: zero source columns broke the LSTM encoder."""
+    from kerasllm.decoding import compile_search, greedy_search
+    from kerasllm.export import export_translator
+    from kerasllm.models import LSTMSeq2Seq
+
+    model = LSTMSeq2Seq(14, 14, embedding_dim=8, units=8, attention="luong_general", bidirectional_encoder=True)
+    tokenizer = SubwordTokenizer(["[PAD]", "[UNK]", "[START]", "[END]"] + list("abcdefghij"))
+    in_process = compile_search(greedy_search, model, max_length=6)(np.zeros((2, 0), "int32"))
+    assert in_process["tokens"].shape[0] == 2
+    version = export_translator(model, tokenizer, tokenizer, tmp_path, search="beam", beam_size=2, max_length=6)
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(["", "   "]))
+    assert served["translations"].shape == (2,) and np.isfinite(served["scores"].numpy()).all()
