@@ -83,6 +83,10 @@ def _add_translate_commands(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, help="run directory")
     export.add_argument("--base", default="saved_models/translate", help="model base path (default saved_models/translate)")
     export.add_argument("--version", type=int, help="version number (default: next free)")
+    export.add_argument("--search", choices=["beam", "greedy"], help="override the run's search")
+    export.add_argument("--beam-size", type=int, help="override the beam size")
+    export.add_argument("--serving-dtype", default="float32",
+                        help="dtype policy of the served model (default float32; 'keep' keeps the trained policy)")
     export.set_defaults(func=_run_translate_export)
 
     predict = sub.add_parser("predict", help="translate sentences from arguments or stdin",
@@ -108,8 +112,8 @@ def _run_translate_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_translate_evaluate(args: argparse.Namespace) -> int:
-    from apps.translate import app
+def _decoding_options(args: argparse.Namespace) -> dict:
+    """The run's decoding config with the command line's --search / --beam-size applied."""
     from apps.translate.config import TranslateConfig
 
     decoding = dict(TranslateConfig.load(f"{args.out}/config.json").decoding)
@@ -117,6 +121,15 @@ def _run_translate_evaluate(args: argparse.Namespace) -> int:
         decoding["search"] = args.search
     if args.beam_size:
         decoding["beam_size"] = args.beam_size
+    if decoding.get("search") == "greedy":
+        decoding = {key: value for key, value in decoding.items() if key not in ("beam_size", "alpha")}
+    return decoding
+
+
+def _run_translate_evaluate(args: argparse.Namespace) -> int:
+    from apps.translate import app
+
+    decoding = _decoding_options(args)
     for split in args.split or ["val", "test2016"]:
         result = app.evaluate(args.out, split=split, data_dir=args.data_dir, limit=args.limit, decoding=decoding)
         print(f"{split}: BLEU {result['bleu']:.2f}  chrF {result['chrf']:.2f}  ({result['segments']} segments, "
@@ -127,7 +140,8 @@ def _run_translate_evaluate(args: argparse.Namespace) -> int:
 def _run_translate_export(args: argparse.Namespace) -> int:
     from apps.translate import app
 
-    print(app.export(args.out, args.base, version=args.version))
+    print(app.export(args.out, args.base, version=args.version, decoding=_decoding_options(args),
+                     serving_dtype=None if args.serving_dtype == "keep" else args.serving_dtype))
     return 0
 
 
@@ -190,6 +204,43 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compare_command(subparsers: argparse._SubParsersAction) -> None:
+    compare = subparsers.add_parser(
+        "compare", help="LSTM vs LSTM + attention vs Transformer: same data and budget, one report",
+        description="Train the plain LSTM seq2seq, the LSTM with attention and the Transformer on the same corpus, "
+        "vocabularies and training-time budget (each a translate run in RUNS_DIR/<corpus>-<preset>, resumed or "
+        "reused when present), measure them alike and write report.md, results.json and plots.")
+    compare.add_argument("--quick", action="store_true",
+                         help="tiny presets on the embedded sample (no ../shared needed): a few minutes")
+    compare.add_argument("--corpus", help="registered parallel corpus (default multi30k; sample with --quick)")
+    compare.add_argument("--pair", help="language pair (default en-de; en-fr with --quick)")
+    compare.add_argument("--test-split", help="split scored in the report (default test2016 for multi30k, else test)")
+    compare.add_argument("--minutes", type=float, help="training budget per model (default 60; 1 with --quick)")
+    compare.add_argument("--runs-dir", help="where the runs live (default runs; runs/compare-quick with --quick)")
+    compare.add_argument("--report", help="report directory (default bench/compare/<corpus>-<pair>; "
+                         "runs/compare-quick/report with --quick)")
+    compare.add_argument("--data-dir", default=None, help="corpus root (default $KERASLLM_DATA or ../shared/data)")
+    compare.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from apps.compare.runner import FULL_PRESETS, QUICK_PRESETS, Comparison, run_comparison
+
+    corpus = args.corpus or ("sample" if args.quick else "multi30k")
+    pair = args.pair or ("en-fr" if args.quick else "en-de")
+    runs_dir = Path(args.runs_dir or ("runs/compare-quick" if args.quick else "runs"))
+    run_comparison(Comparison(
+        corpus=corpus, pair=pair, test_split=args.test_split or ("test2016" if corpus == "multi30k" else "test"),
+        minutes=args.minutes or (1.0 if args.quick else 60.0), runs_dir=runs_dir,
+        report_dir=Path(args.report or (runs_dir / "report" if args.quick else f"bench/compare/{corpus}-{pair}")),
+        presets=QUICK_PRESETS if args.quick else FULL_PRESETS, data_dir=args.data_dir,
+        command=shlex.join(["kerasllm", *args.argv])))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kerasllm",
@@ -201,15 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(subparsers)
     _add_translate_commands(subparsers)
     _add_export_commands(subparsers)
+    _add_compare_command(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line, for reports that print how they were made
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError, ConnectionError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, ConnectionError, ChildProcessError) as error:
         # Expected user errors (missing corpus, bad arguments, misaligned files): one line, no traceback.
         print(f"kerasllm: error: {error}", file=sys.stderr)
         return 2
