@@ -198,7 +198,8 @@ def test_export_serves_float32_even_when_a_reloaded_model_reports_float32(tmp_pa
 
 
 def test_lstm_translates_a_batch_of_empty_strings(tmp_path):
-    """Found by `kerasllm export verify` on the Multi30K LSTM: zero source columns broke the LSTM encoder."""
+    """Found by `kerasllm export verify` on the Multi30K LSTM: zero source columns broke the LSTM encoder,
+    in the XLA-compiled search (static width 0) and in the SavedModel (width known at run time)."""
     from kerasllm.decoding import compile_search, greedy_search
     from kerasllm.export import export_translator
     from kerasllm.models import LSTMSeq2Seq

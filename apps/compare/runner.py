@@ -151,8 +151,9 @@ def bleu_by_length(sources: list[str], references: list[str], hypotheses: list[s
     """Corpus BLEU of each source-length bucket (sacreBLEU defaults), with its segment count."""
     buckets: dict[str, tuple[list[str], list[str]]] = {_bucket_name(*bucket): ([], []) for bucket in LENGTH_BUCKETS}
     for source, reference, hypothesis in zip(sources, references, hypotheses):
-        buckets[bucket_of(source)][0].append(hypothesis)
-        buckets[bucket_of(source)][1].append(reference)
+        bucket_hypotheses, bucket_references = buckets[bucket_of(source)]
+        bucket_hypotheses.append(hypothesis)
+        bucket_references.append(reference)
     return {bucket: {"segments": len(hyps), "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score if hyps else None}
             for bucket, (hyps, refs) in buckets.items()}
 
@@ -170,9 +171,10 @@ def collect_results(comparison: Comparison, run_dirs: dict[str, Path]) -> dict[s
     """Everything the report shows, as plain JSON-able values."""
     test = data.load(comparison.corpus, split=comparison.test_split, pair=comparison.pair,
                      data_dir=comparison.data_dir)
-    models, hypotheses = {}, {}
+    models, hypotheses, decodings = {}, {}, {}
     for name, run_dir in run_dirs.items():
         config = json.loads((run_dir / "config.json").read_text())
+        decodings[name] = config["decoding"]
         probe = json.loads((run_dir / "compare_probe.json").read_text())
         evaluations = {split: json.loads((run_dir / f"eval_{split}.json").read_text())
                        for split in ("val", comparison.test_split)}
@@ -216,7 +218,7 @@ def collect_results(comparison: Comparison, run_dirs: dict[str, Path]) -> dict[s
         "vocabulary": _vocabulary_fingerprint(run_dirs),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "tensorflow": version("tensorflow"), "keras": version("keras")},
-        "decoding": json.loads((next(iter(run_dirs.values())) / "config.json").read_text())["decoding"],
+        "decoding": next(iter(decodings.values())),
         "models": models,
         "examples": _examples(test.sources, test.targets, hypotheses),
     }

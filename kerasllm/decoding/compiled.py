@@ -42,8 +42,7 @@ def compile_search(search: Callable[..., dict], model: keras.Model, *, jit_compi
     def padded_call(encoder_tokens) -> dict:
         encoder_tokens = ops.convert_to_tensor(encoder_tokens, "int32")
         length = encoder_tokens.shape[1]
-        # An all-empty batch (length 0) gets one bucket of padding too: an LSTM cannot scan zero steps.
-        extra = -length % pad_to_multiple if length else pad_to_multiple
+        extra = -length % pad_to_multiple
         if extra:
             encoder_tokens = ops.pad(encoder_tokens, [[0, 0], [0, extra]])
         return run(encoder_tokens)

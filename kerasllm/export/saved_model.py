@@ -48,9 +48,6 @@ class TranslatorModule(tf.Module):
     def translate(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         source = self.source_tokenizer.tokenize(text)[:, : self._max_source_length]
         encoder_tokens = source.to_tensor(default_value=0)
-        # A batch of empty strings has zero source columns, which an LSTM encoder cannot scan: give it one
-        # padding column (masked, so no model sees a token).
-        encoder_tokens = tf.pad(encoder_tokens, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(encoder_tokens)[1])]])
         result = self._search(self.model, encoder_tokens, **self._search_options)
         tokens, scores = result["tokens"], result["scores"]
         if len(tokens.shape) == 3:  # beam search returns an n-best list: serve the best.

@@ -146,6 +146,13 @@ class LSTMSeq2Seq(keras.Model):
             with attention `"memory_keys"`, the memory side of the attention score projected once.
         """
         encoder_tokens = ops.convert_to_tensor(encoder_tokens, dtype="int32")
+        # A batch of empty sources has no column, and an LSTM cannot scan zero steps: give it one padding
+        # column (masked, so the states stay the initial ones and attention sees nothing).
+        length = ops.shape(encoder_tokens)[1]
+        if not isinstance(length, int):  # unknown until run time, as in a SavedModel signature
+            encoder_tokens = ops.pad(encoder_tokens, [[0, 0], [0, ops.maximum(0, 1 - length)]])
+        elif length == 0:
+            encoder_tokens = ops.pad(encoder_tokens, [[0, 0], [0, 1]])
         padding_mask = ops.not_equal(encoder_tokens, 0)
         memory, hidden, cell = self._encode(encoder_tokens, padding_mask, training=training)
         state = {"memory": memory, "padding_mask": padding_mask, "initial_hidden": hidden, "initial_cell": cell}
