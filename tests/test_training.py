@@ -128,3 +128,14 @@ def test_resumed_run_keeps_its_best_checkpoint_and_patience(tmp_path):
     # wait starts at 2: 3 after this session's first epoch (Keras never stops on epoch 0), 4 after the second.
     # Without the carried-over history the first epoch would count as an improvement and 4 would run.
     assert len(run.history["loss"]) == 2
+
+
+def test_learning_rate_decays_on_a_plateau(tmp_path):
+    """With a zero target already met the loss cannot improve, so each epoch past the patience halves the rate."""
+    x, y = np.zeros((8, 3)), np.zeros((8, 1))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, epochs=4, verbose=0, callbacks=training_callbacks(
+        tmp_path, monitor="loss", early_stopping_patience=None, tensorboard=False, lr_decay_patience=1))
+    # Epoch 0 sets the best; epochs 1, 2 and 3 do not improve on it: three halvings.
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.5**3)

@@ -211,3 +211,12 @@ def test_lstm_translates_a_batch_of_empty_strings(tmp_path):
     version = export_translator(model, tokenizer, tokenizer, tmp_path, search="beam", beam_size=2, max_length=6)
     served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(["", "   "]))
     assert served["translations"].shape == (2,) and np.isfinite(served["scores"].numpy()).all()
+
+
+def test_lr_decay_needs_a_constant_learning_rate(tmp_path):
+    from apps.translate.config import CONFIG_DIR
+
+    values = json.loads((CONFIG_DIR / "transformer.json").read_text()) | {"lr_decay_patience": 1}
+    (tmp_path / "decayed.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="lr_decay_patience needs a constant learning_rate"):
+        TranslateConfig.load(tmp_path / "decayed.json")

@@ -106,7 +106,8 @@ def train(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi3
     model, train_set, val_set = prepare_training(config, run_dir, corpus=corpus, pair=pair, data_dir=data_dir)
     model.summary(print_fn=lambda line, **_: print(line))
     callbacks = training_callbacks(run_dir, early_stopping_patience=config.early_stopping_patience,
-                                   budget_minutes=config.time_budget_minutes)
+                                   budget_minutes=config.time_budget_minutes,
+                                   lr_decay_patience=config.lr_decay_patience, lr_decay_factor=config.lr_decay_factor)
     started = time.perf_counter()
     # shuffle=False: the dataset reshuffles itself each epoch (Keras would only warn that it cannot).
     history = model.fit(train_set, validation_data=val_set, epochs=config.epochs, callbacks=callbacks,

@@ -25,6 +25,8 @@ class TranslateConfig:
         warmup_steps, lr_scale: Transformer schedule (`d_model` taken from model_args); ignored when
             `learning_rate` is set.
         learning_rate: constant Adam rate (LSTM).
+        lr_decay_patience, lr_decay_factor: with `learning_rate`, multiply the rate by the factor after this
+            many epochs without val_loss improvement; None (default) keeps it constant.
         label_smoothing: 0.1 in the paper.
         clipnorm: gradient-norm clip, or None.
         early_stopping_patience: epochs without val_loss improvement before stopping.
@@ -44,6 +46,8 @@ class TranslateConfig:
     warmup_steps: int = 4000
     lr_scale: float = 1.0
     learning_rate: float | None = None
+    lr_decay_patience: int | None = None
+    lr_decay_factor: float = 0.5
     label_smoothing: float = 0.1
     clipnorm: float | None = None
     early_stopping_patience: int | None = 5
@@ -69,6 +73,9 @@ class TranslateConfig:
         config = cls(**values)
         if config.model not in ("transformer", "lstm"):
             raise ValueError(f"{path}: model must be 'transformer' or 'lstm', got {config.model!r}")
+        if config.lr_decay_patience is not None and config.learning_rate is None:
+            raise ValueError(f"{path}: lr_decay_patience needs a constant learning_rate (the Transformer "
+                             "schedule sets the rate itself)")
         return config
 
     def save(self, path: str | Path) -> None:

@@ -24,18 +24,22 @@ class _RecurrentAttention(keras.layers.Layer):
         raise NotImplementedError
 
     def score(self, query: Any, keys: Any) -> Any:
-        """Scores [B, S] of a [B, D_q] query against the projected keys."""
+        """Scores [B, T, S] of [B, T, D_q] queries against the projected keys."""
         raise NotImplementedError
 
     def call(self, query: Any, keys: Any, memory: Any, memory_mask: Any = None) -> tuple[Any, Any]:
-        """Returns (context [B, D_memory], alignment weights [B, S] in float32)."""
+        """Returns (context [B, D_memory], alignment weights [B, S] in float32) for a [B, D_q] query, or
+        ([B, T, D_memory], [B, T, S]) for [B, T, D_q] queries: T steps' attention in one batched matmul."""
+        single_step = len(query.shape) == 2
+        if single_step:
+            query = ops.expand_dims(query, 1)
         # float32 softmax whatever the compute dtype; a finite fill keeps an all-padding source NaN-free.
         scores = ops.cast(self.score(query, keys), "float32")
         if memory_mask is not None:
-            scores = ops.where(memory_mask, scores, MASKED_LOGIT)
+            scores = ops.where(ops.expand_dims(memory_mask, 1), scores, MASKED_LOGIT)
         weights = ops.softmax(scores, axis=-1)
-        context = ops.einsum("bs,bsd->bd", ops.cast(weights, memory.dtype), memory)
-        return context, weights
+        context = ops.einsum("bts,bsd->btd", ops.cast(weights, memory.dtype), memory)
+        return (context[:, 0], weights[:, 0]) if single_step else (context, weights)
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -48,7 +52,8 @@ class LuongAttention(_RecurrentAttention):
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        query: [B, D_q] decoder state; keys: `project_keys(memory)`; memory: [B, S, D_m] encoder outputs;
+        query: [B, D_q] decoder state, or [B, T, D_q] states of T steps; keys: `project_keys(memory)`;
+            memory: [B, S, D_m] encoder outputs;
         memory_mask: boolean [B, S], True for real source tokens.
 
     Example:
@@ -83,7 +88,7 @@ class LuongAttention(_RecurrentAttention):
         return memory if self.score_mode == "dot" else self.key_dense(memory)
 
     def score(self, query: Any, keys: Any) -> Any:
-        return ops.einsum("bd,bsd->bs", query, keys)
+        return ops.einsum("btd,bsd->bts", query, keys)
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -132,7 +137,7 @@ class BahdanauAttention(_RecurrentAttention):
         return self.key_dense(memory)
 
     def score(self, query: Any, keys: Any) -> Any:
-        hidden = ops.tanh(ops.expand_dims(self.query_dense(query), 1) + keys)
+        hidden = ops.tanh(ops.expand_dims(self.query_dense(query), 2) + ops.expand_dims(keys, 1))  # [B, T, S, U]
         return ops.squeeze(self.score_dense(hidden), -1)
 
     def get_config(self) -> dict:

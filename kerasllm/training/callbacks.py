@@ -93,8 +93,10 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_stopping_patience: int | None = 5,
                        backup_every_steps: int | None = None, tensorboard: bool = True,
-                       budget_minutes: float | None = None) -> list[keras.callbacks.Callback]:
-    """Best checkpoint, resumable backup, early stopping, a time budget, TensorBoard logs and a CSV history.
+                       budget_minutes: float | None = None, lr_decay_patience: int | None = None,
+                       lr_decay_factor: float = 0.5) -> list[keras.callbacks.Callback]:
+    """Best checkpoint, resumable backup, early stopping, a time budget, optional learning-rate decay on
+    plateau, TensorBoard logs and a CSV history.
 
     Files written under `run_dir`: `best.keras` (best `monitor` so far), `backup/` (weights,
     optimizer state and epoch, for resuming a killed run: call `fit` again with the same `run_dir`),
@@ -108,6 +110,10 @@ def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_
             A killed run resumes from the last backup; an interrupted epoch restarts at its first batch.
         tensorboard: write TensorBoard logs.
         budget_minutes: stop before an epoch that would end past this much training time.
+        lr_decay_patience: multiply the learning rate by `lr_decay_factor` after this many epochs without
+            improvement (`ReduceLROnPlateau`); None disables it. Needs an optimizer with a constant rate, not
+            a schedule. The rate itself is optimizer state, so a resumed run continues at the decayed rate.
+        lr_decay_factor: the multiplier.
 
     Example:
     >>> callbacks = training_callbacks("runs/demo")
@@ -127,6 +133,9 @@ def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_
                                         initial_value_threshold=best_so_far),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
+    if lr_decay_patience is not None:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="min", factor=lr_decay_factor,
+                                                           patience=lr_decay_patience, verbose=1))
     if early_stopping_patience is not None:
         callbacks.append(ResumableEarlyStopping(run_dir / "history.csv", monitor=monitor,
                                                 patience=early_stopping_patience, restore_best_weights=True))
