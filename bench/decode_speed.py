@@ -2,6 +2,7 @@
 and the exported SavedModel's latency for a 20-word sentence at batch 1.
 
     python bench/decode_speed.py [--run RUN_DIR] [--new-tokens 64] [--repeats 3] [--latency-calls 50]
+                                 [--intra-op-threads N]
 
 With --run, the trained run's model is used and exported for the latency rows: beam search as configured,
 in the dtype policy it was trained in and in float32 (the export default), and greedy in float32; without
@@ -77,7 +78,13 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens to generate per sequence (default 64)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per row; the fastest counts")
     parser.add_argument("--latency-calls", type=int, default=50, help="SavedModel calls for p50/p99")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="threads per op (0: TensorFlow's default, one per core); 1 mirrors "
+                             "tensorflow_model_server --tensorflow_intra_op_parallelism=1")
     args = parser.parse_args()
+    # Must precede any TensorFlow op. At batch 1 every op is tiny, so splitting one across threads costs
+    # more in hand-offs than it saves.
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
 
     if args.run:
         model, source_tokenizer, target_tokenizer, config, _ = app.load_run(args.run)
@@ -87,6 +94,7 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         model = app.build_model(config, 6000, 6000)
         source_row = np.random.default_rng(0).integers(4, 6000, size=(1, 24)).astype("int32")
+    print(f"intra-op threads: {args.intra_op_threads or 'default'}")
     print(f"model: {model.count_params():,} params ({'trained run ' + args.run if args.run else 'random weights'}); "
           f"layers compute in {layer_dtypes(model)}; source of {source_row.shape[1]} tokens; "
           f"up to {args.new_tokens} new tokens; greedy; fastest of {args.repeats}")
