@@ -32,6 +32,7 @@ from apps.translate import app  # noqa: E402
 from apps.translate.config import TranslateConfig  # noqa: E402
 from kerasllm.data.tokenizer import END_ID, PAD_ID, START_ID  # noqa: E402
 from kerasllm.decoding import compile_search, greedy_search  # noqa: E402
+from kerasllm.export import layer_dtype_policies  # noqa: E402
 
 SENTENCE = "A young man in a red jacket is standing next to a blue car on a busy city street today."
 
@@ -56,11 +57,6 @@ def no_cache_decoder(model: keras.Model):
         return prefix[:, 1:]
 
     return decode
-
-
-def layer_dtypes(model: keras.Model) -> str:
-    """The compute dtypes of the model's weighted layers (a reloaded mixed-precision model reports float32 itself)."""
-    return "/".join(sorted({layer.compute_dtype for layer in model.layers if layer.weights}))
 
 
 def best_of(function, repeats: int) -> float:
@@ -94,9 +90,10 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         model = app.build_model(config, 6000, 6000)
         source_row = np.random.default_rng(0).integers(4, 6000, size=(1, 24)).astype("int32")
+    trained = "/".join(sorted(layer_dtype_policies(model)))
     print(f"intra-op threads: {args.intra_op_threads or 'default'}")
     print(f"model: {model.count_params():,} params ({'trained run ' + args.run if args.run else 'random weights'}); "
-          f"layers compute in {layer_dtypes(model)}; source of {source_row.shape[1]} tokens; "
+          f"layer dtype policies {trained}; source of {source_row.shape[1]} tokens; "
           f"up to {args.new_tokens} new tokens; greedy; fastest of {args.repeats}")
     max_length = args.new_tokens + 1
     options = dict(max_length=max_length, length_ratio=0.0, length_offset=args.new_tokens)
@@ -123,9 +120,9 @@ def main() -> None:
         print("\nSavedModel latency: skipped (pass --run RUN_DIR to export and time a trained model)")
         return
     text = tf.constant([SENTENCE])
-    beam = {key: value for key, value in config.decoding.items()}
+    beam = config.decoding
     greedy = {"search": "greedy", "max_length": config.decoding.get("max_length", 128)}
-    rows = [(f"as trained ({layer_dtypes(model)})", beam, None), ("float32 (default export)", beam, "float32"),
+    rows = [(f"as trained ({trained})", beam, None), ("float32 (default export)", beam, "float32"),
             ("float32 (default export)", greedy, "float32")]
     print(f"\nSavedModel latency, {len(SENTENCE.split())}-word sentence, batch 1, {args.latency_calls} calls "
           "(graph mode, as TF Serving runs it):")

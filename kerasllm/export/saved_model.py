@@ -62,6 +62,12 @@ def next_version(base_path: str | Path) -> int:
     return max(versions, default=0) + 1
 
 
+def layer_dtype_policies(model: keras.Model) -> set[str]:
+    """The dtype policies its weighted layers compute under. Not `model.dtype_policy`: a mixed-precision model
+    reloaded under float32 reports a float32 policy while its layers still compute in bfloat16/float16."""
+    return {layer.dtype_policy.name for layer in model.layers if layer.weights}
+
+
 def with_dtype_policy(model: keras.Model, dtype_policy: str) -> keras.Model:
     """A copy of a functional kerasllm model whose layers compute in `dtype_policy`, with the same weights.
 
@@ -106,10 +112,7 @@ def export_translator(model: keras.Model, source_tokenizer: Any, target_tokenize
     target = base_path / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists: choose another --version or remove it first")
-    # The layers' dtypes, not the model's: a mixed-precision model reloaded under float32 reports a float32
-    # policy while its layers still compute in bfloat16/float16.
-    if serving_dtype is not None and any(layer.dtype_policy.name != serving_dtype for layer in model.layers
-                                         if layer.weights):
+    if serving_dtype is not None and layer_dtype_policies(model) != {serving_dtype}:
         model = with_dtype_policy(model, serving_dtype)
     module = TranslatorModule(model, source_tokenizer, target_tokenizer, **module_options)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=base_path))
