@@ -48,6 +48,10 @@ MODELS = {
     "lstm-luong-dot-2layers": lambda: tiny_lstm(attention="luong_dot", num_layers=2),
     "lstm-luong-general-bidirectional": lambda: tiny_lstm(attention="luong_general", bidirectional_encoder=True),
     "lstm-bahdanau-bidirectional-2layers": lambda: tiny_lstm(attention="bahdanau", bidirectional_encoder=True, num_layers=2),
+    # Two 8-unit directions make a 16-wide memory: "dot" attention works and no bridge is needed.
+    "lstm-luong-dot-narrow-encoder-tied": lambda: tiny_lstm(
+        attention="luong_dot", bidirectional_encoder=True, encoder_units=8, tie_output_embedding=True
+    ),
 }
 
 
@@ -155,7 +159,9 @@ def test_decode_step_in_a_compiled_while_loop(model):
     np.testing.assert_array_equal(full[:, :, 1:].argmax(-1) + 1, compiled)
 
 
-@pytest.mark.parametrize("name", ["transformer-prenorm-learned-tied", "lstm-bahdanau-bidirectional-2layers"])
+@pytest.mark.parametrize(
+    "name", ["transformer-prenorm-learned-tied", "lstm-bahdanau-bidirectional-2layers", "lstm-luong-dot-narrow-encoder-tied"]
+)
 def test_keras_round_trip(name, tmp_path):
     model = MODELS[name]()
     source, target = batch()
@@ -165,6 +171,15 @@ def test_keras_round_trip(name, tmp_path):
     assert isinstance(restored, type(model)) and restored.get_config() == model.get_config()
     np.testing.assert_array_equal(logits(restored, source, target), logits(model, source, target))
     np.testing.assert_array_equal(decode_with_cache(restored, source, target), decode_with_cache(model, source, target))
+
+
+def test_tied_lstm_logits_come_from_the_target_embedding():
+    model = MODELS["lstm-luong-dot-narrow-encoder-tied"]()
+    source, target = batch()
+    assert not any(tuple(w.shape) == (16, TARGET_VOCABULARY) for w in model.weights)  # no [units x V] matrix
+    assert model.bridge_hidden is None
+    model.target_embedding.embeddings.assign(np.zeros(model.target_embedding.embeddings.shape, "float32"))
+    assert not logits(model, source, target).any()
 
 
 def test_summary_names_the_layers(capsys):
@@ -181,6 +196,8 @@ def test_invalid_arguments():
         tiny_transformer(share_embeddings=True)
     with pytest.raises(ValueError, match="luong_general"):
         tiny_lstm(attention="luong_dot", bidirectional_encoder=True)
+    with pytest.raises(ValueError, match="luong_general"):
+        tiny_lstm(attention="luong_dot", encoder_units=8)
     with pytest.raises(ValueError, match="attention"):
         tiny_lstm(attention="luong")
 
@@ -193,7 +210,7 @@ def mixed_policy(request):
 
 
 @pytest.mark.parametrize("mixed_policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)
-@pytest.mark.parametrize("name", ["transformer-postnorm", "transformer-prenorm-learned-tied", "lstm-bahdanau-bidirectional-2layers", "lstm-luong-dot-2layers"])
+@pytest.mark.parametrize("name", ["transformer-postnorm", "transformer-prenorm-learned-tied", "lstm-bahdanau-bidirectional-2layers", "lstm-luong-dot-2layers", "lstm-luong-dot-narrow-encoder-tied"])
 def test_mixed_precision_logits_are_float32_and_finite(mixed_policy, name):
     model = MODELS[name]()
     assert model.compute_dtype == mixed_policy.removeprefix("mixed_")

@@ -19,6 +19,11 @@ from kerasllm.layers.attention import MASKED_LOGIT
 class _RecurrentAttention(keras.layers.Layer):
     """Masked softmax over scores and the weighted sum of the memory; subclasses define the score."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # The query steps' Keras mask (the decoder's padding) passes through to the context.
+        self.supports_masking = True
+
     def project_keys(self, memory: Any) -> Any:
         """The memory-side term of the score, [B, S, ...], computed once per source."""
         raise NotImplementedError
