@@ -98,7 +98,7 @@ def main() -> None:
     max_length = args.new_tokens + 1
     options = dict(max_length=max_length, length_ratio=0.0, length_offset=args.new_tokens)
     cached_xla = compile_search(greedy_search, model, jit_compile=True, **options)
-    cached_graph = compile_search(greedy_search, model, jit_compile=False, **options)
+    cached_graph = compile_search(greedy_search, model, jit_compile=False, static_shapes=False, **options)
     baseline = no_cache_decoder(model)
 
     print(f"\n{'batch':>5}  {'decoder':<38} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'vs no cache':>11}")

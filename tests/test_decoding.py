@@ -127,6 +127,42 @@ def test_compiled_search_matches_eager(model):
     np.testing.assert_allclose(np.asarray(compiled["scores"]), np.asarray(eager["scores"]), atol=1e-4)
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_buffers_sized_at_run_time_decode_like_static_ones(model, search):
+    """static_shapes=False (the SavedModel's graph, source length unknown until run time) allocates the batch's
+    longest budget + 1 positions instead of max_length, and decodes the same tokens and scores."""
+    import tensorflow as tf
+
+    source = _sources()  # budgets 1.0 x length + 2: 9, 7 and 5 tokens, so 10 positions instead of 30
+    options = dict(max_length=30, length_ratio=1.0, length_offset=2)
+    if search == "beam":
+        options.update(beam_size=3, num_hypotheses=2)
+    function = {"greedy": greedy_search, "beam": beam_search}[search]
+    static = function(model, source, **options)
+    dynamic = tf.function(lambda tokens: function(model, tokens, static_shapes=False, **options),
+                          input_signature=[tf.TensorSpec([None, None], tf.int32)])(source)
+    static_tokens, dynamic_tokens = np.asarray(static["tokens"]), np.asarray(dynamic["tokens"])
+    assert dynamic_tokens.shape[-1] == 9
+    np.testing.assert_array_equal(dynamic_tokens, static_tokens[..., :9])
+    assert (static_tokens[..., 9:] == PAD_ID).all()
+    np.testing.assert_allclose(np.asarray(dynamic["scores"]), np.asarray(static["scores"]), atol=1e-5)
+
+
+def test_run_time_buffers_are_refused_under_xla(model):
+    with pytest.raises(ValueError, match="jit_compile=False"):
+        compile_search(greedy_search, model, static_shapes=False)
+
+
+def test_a_one_best_search_finds_the_k_best_searchs_best(model):
+    """A 1-best search may stop once nothing alive can beat its best finished hypothesis; that best must be
+    the K-best search's first."""
+    source = _sources()
+    one = beam_search(model, source, beam_size=4, num_hypotheses=1, max_length=MAX_LENGTH)
+    four = beam_search(model, source, beam_size=4, num_hypotheses=4, max_length=MAX_LENGTH)
+    np.testing.assert_array_equal(np.asarray(one["tokens"])[:, 0], np.asarray(four["tokens"])[:, 0])
+    np.testing.assert_allclose(np.asarray(one["scores"])[:, 0], np.asarray(four["scores"])[:, 0], atol=1e-6)
+
+
 def test_top_k_of_one_sampling_is_greedy_and_seeded_sampling_repeats(model):
     source = _sources()
     greedy = np.asarray(greedy_search(model, source, max_length=MAX_LENGTH)["tokens"])

@@ -31,6 +31,10 @@ def compile_search(search: Callable[..., dict], model: keras.Model, *, jit_compi
     >>> # out = translate_ids(encoder_tokens)
     """
 
+    if jit_compile and options.get("static_shapes") is False:
+        raise ValueError("static_shapes=False sizes buffers at run time, which XLA cannot compile; "
+                         "pass jit_compile=False with it.")
+
     def run(encoder_tokens):
         return search(model, encoder_tokens, **options)
 

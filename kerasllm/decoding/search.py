@@ -3,12 +3,15 @@
 Every search drives a model through the decoding interface shared by `Transformer` and `LSTMSeq2Seq`:
 
     encoder_state = model.encode(encoder_tokens)                 # batch-major dict
-    cache = model.init_cache(encoder_state, max_length)          # batch-major dict, static shapes
+    cache = model.init_cache(encoder_state, buffer_length)       # batch-major dict
     logits, cache = model.decode_step(token_ids, index, cache, encoder_state)
 
 inside one `keras.ops.while_loop`, so the whole search compiles into a single XLA program
 (`compile_search`) or runs as a plain TF graph inside a SavedModel. The loop stops as soon as every
-sequence has ended. Columns of the token buffers are written with a `where` blend rather than
+sequence has ended. XLA needs static shapes, so by default the token buffers and the cache hold
+`max_length` positions; a plain TF graph can size them at run time to the batch's length budget
+(`static_shapes=False`, as the SavedModel does), and every step then reads and writes a cache of
+that size instead of `max_length`. Columns of the token buffers are written with a `where` blend rather than
 `keras.ops.slice_update`: on TensorFlow the latter is `XlaDynamicUpdateSlice`, which the stock
 TF Serving binary cannot run.
 
@@ -60,23 +63,30 @@ def max_new_tokens(encoder_tokens, max_length: int, length_ratio: float, length_
     return ops.clip(limits, 1, max_length - 1)
 
 
+def _buffer_length(limits, max_length: int, static_shapes: bool):
+    """Decoder positions to allocate: `max_length`, or the batch's largest budget plus START."""
+    return max_length if static_shapes else ops.max(limits, initial=0) + 1
+
+
 def _sequence_lengths(tokens):
     """Tokens up to and including END (a sequence stopped by the budget ends with its forced END)."""
     return ops.sum(ops.cast(ops.not_equal(tokens, PAD_ID), "int32"), axis=-1)
 
 
-def _decode_loop(model, encoder_tokens, choose_token, max_length: int, length_ratio: float, length_offset: int):
+def _decode_loop(model, encoder_tokens, choose_token, max_length: int, length_ratio: float, length_offset: int,
+                 static_shapes: bool):
     encoder_tokens = ops.cast(encoder_tokens, "int32")
     batch_size = ops.shape(encoder_tokens)[0]
-    encoder_state = model.encode(encoder_tokens, training=False)
-    cache = model.init_cache(encoder_state, max_length)
     limits = max_new_tokens(encoder_tokens, max_length, length_ratio, length_offset)
-    tokens = _write_column(ops.zeros((batch_size, max_length), "int32"), 0, ops.full((batch_size,), START_ID, "int32"))
+    length = _buffer_length(limits, max_length, static_shapes)
+    encoder_state = model.encode(encoder_tokens, training=False)
+    cache = model.init_cache(encoder_state, length)
+    tokens = _write_column(ops.zeros((batch_size, length), "int32"), 0, ops.full((batch_size,), START_ID, "int32"))
     finished = ops.zeros((batch_size,), "bool")
     scores = ops.zeros((batch_size,), "float32")
 
     def cond(index, tokens, cache, finished, scores):
-        return ops.logical_and(index < max_length - 1, ops.logical_not(ops.all(finished)))
+        return ops.logical_and(index < length - 1, ops.logical_not(ops.all(finished)))
 
     def body(index, tokens, cache, finished, scores):
         logits, cache = model.decode_step(_column(tokens, index), index, cache, encoder_state)
@@ -91,35 +101,39 @@ def _decode_loop(model, encoder_tokens, choose_token, max_length: int, length_ra
         return index + 1, tokens, cache, finished, scores
 
     _, tokens, _, _, scores = ops.while_loop(cond, body, (ops.convert_to_tensor(0, "int32"), tokens, cache, finished, scores),
-                                             maximum_iterations=max_length - 1)
+                                             maximum_iterations=length - 1)
     tokens = tokens[:, 1:]
     return {"tokens": tokens, "scores": scores, "lengths": _sequence_lengths(tokens)}
 
 
 def greedy_search(model, encoder_tokens, *, max_length: int = 128, length_ratio: float = 2.0,
-                  length_offset: int = 10) -> dict[str, Any]:
+                  length_offset: int = 10, static_shapes: bool = True) -> dict[str, Any]:
     """Pick the most likely token at every step.
 
     Args:
         model: a seq2seq model with the decoding interface (`encode`, `init_cache`, `decode_step`).
         encoder_tokens: [B, S] int source ids, 0-padded.
-        max_length: decoder positions, START included: the cache size and the hard cap.
+        max_length: decoder positions, START included: the hard cap (and the cache size with
+            static shapes).
         length_ratio, length_offset: each output stops after `ratio × source length + offset`
             tokens (END forced there), so a short input never decodes for `max_length` steps.
+        static_shapes: allocate `max_length` positions (as XLA needs), else the batch's largest
+            budget plus one, known at run time (plain TF graphs: the SavedModel). Same outputs.
 
     Returns:
-        dict with `tokens` [B, max_length - 1] (END included, 0 after it), `scores` [B] (sum of
-        token log-probabilities) and `lengths` [B] (tokens up to and including END).
+        dict with `tokens` [B, L - 1] (END included, 0 after it), `scores` [B] (sum of token
+        log-probabilities) and `lengths` [B] (tokens up to and including END); L is the number of
+        positions allocated (see `static_shapes`).
 
     Example:
     >>> # out = compile_search(greedy_search, model)(encoder_tokens)
     """
     return _decode_loop(model, encoder_tokens, lambda log_probs: ops.argmax(log_probs, axis=-1), max_length,
-                        length_ratio, length_offset)
+                        length_ratio, length_offset, static_shapes)
 
 
 def sample(model, encoder_tokens, *, sampler: Any, max_length: int = 128, length_ratio: float = 2.0,
-           length_offset: int = 10) -> dict[str, Any]:
+           length_offset: int = 10, static_shapes: bool = True) -> dict[str, Any]:
     """Draw each token from the model's distribution through a keras-hub sampler.
 
     Args:
@@ -128,7 +142,7 @@ def sample(model, encoder_tokens, *, sampler: Any, max_length: int = 128, length
         sampler: a `keras_hub.samplers` instance that draws tokens, e.g. `TopKSampler(k=10, seed=1)`,
             `TopPSampler(p=0.9, seed=1)` or `RandomSampler(temperature=0.7, seed=1)`; its
             temperature, top-k / top-p filtering and seed are used as they are.
-        max_length, length_ratio, length_offset: as in `greedy_search`.
+        max_length, length_ratio, length_offset, static_shapes: as in `greedy_search`.
 
     Returns:
         as `greedy_search`; `scores` are log-probabilities under the model (before temperature).
@@ -142,7 +156,7 @@ def sample(model, encoder_tokens, *, sampler: Any, max_length: int = 128, length
         # Log-probabilities are logits of the same distribution; temperature divides them alike.
         return sampler.get_next_token(sampler.compute_probabilities(log_probs))
 
-    return _decode_loop(model, encoder_tokens, choose, max_length, length_ratio, length_offset)
+    return _decode_loop(model, encoder_tokens, choose, max_length, length_ratio, length_offset, static_shapes)
 
 
 def length_penalty(length, alpha: float):
@@ -157,13 +171,17 @@ def _gather_beams(values, indices):
 
 
 def beam_search(model, encoder_tokens, *, beam_size: int = 4, alpha: float = 0.6, num_hypotheses: int = 1,
-                max_length: int = 128, length_ratio: float = 2.0, length_offset: int = 10) -> dict[str, Any]:
+                max_length: int = 128, length_ratio: float = 2.0, length_offset: int = 10,
+                static_shapes: bool = True) -> dict[str, Any]:
     """Keep the `beam_size` best partial translations; rank ended ones by log-prob / lp(length).
 
     Each step extends every alive hypothesis, keeps the 2K best extensions (so K of them can be
     alive even if up to K ended), moves the ended ones into a K-best finished list scored with the
     GNMT length penalty, and reorders the cache rows to follow their hypotheses. The search stops
-    when, for every source, no alive hypothesis can still beat the worst finished one.
+    when, for every source, no alive hypothesis can still beat the `num_hypotheses`-th finished one:
+    a score only falls as tokens are added, and lp grows with length, so an alive hypothesis can at
+    best end at its current score divided by lp(its budget). The returned n-best list is then final,
+    and a 1-best search stops sooner than a K-best one would.
 
     Args:
         model: a seq2seq model with the decoding interface.
@@ -171,10 +189,10 @@ def beam_search(model, encoder_tokens, *, beam_size: int = 4, alpha: float = 0.6
         beam_size: K, hypotheses kept per source.
         alpha: length-penalty exponent α (0 = raw log-probability; larger favours longer outputs).
         num_hypotheses: n-best size returned (≤ beam_size).
-        max_length, length_ratio, length_offset: as in `greedy_search`.
+        max_length, length_ratio, length_offset, static_shapes: as in `greedy_search`.
 
     Returns:
-        dict with `tokens` [B, N, max_length - 1], `scores` [B, N] (length-normalized, best first)
+        dict with `tokens` [B, N, L - 1] (L as in `greedy_search`), `scores` [B, N] (length-normalized, best first)
         and `lengths` [B, N].
 
     Example:
@@ -186,21 +204,22 @@ def beam_search(model, encoder_tokens, *, beam_size: int = 4, alpha: float = 0.6
     batch_size = ops.shape(encoder_tokens)[0]
     k = beam_size
     limits = ops.expand_dims(max_new_tokens(encoder_tokens, max_length, length_ratio, length_offset), 1)  # [B, 1]
+    length = _buffer_length(limits, max_length, static_shapes)
     encoder_state = model.encode(encoder_tokens, training=False)
     encoder_state = keras.tree.map_structure(lambda t: ops.repeat(t, k, axis=0), encoder_state)  # rows b*K + j
-    cache = model.init_cache(encoder_state, max_length)
+    cache = model.init_cache(encoder_state, length)
 
-    start = _write_column(ops.zeros((batch_size, k, max_length), "int32"), 0, ops.full((batch_size, k), START_ID, "int32"))
+    start = _write_column(ops.zeros((batch_size, k, length), "int32"), 0, ops.full((batch_size, k), START_ID, "int32"))
     # Only the first beam is live at the start, so the K copies of START do not fill the beam.
     alive_scores = ops.where(ops.arange(k)[None, :] == 0, 0.0, _NEG) + ops.zeros((batch_size, 1))
-    finished_tokens = ops.zeros((batch_size, k, max_length), "int32")
+    finished_tokens = ops.zeros((batch_size, k, length), "int32")
     finished_scores = ops.full((batch_size, k), _NEG, "float32")
     beam_offsets = ops.expand_dims(ops.arange(batch_size, dtype="int32") * k, 1)  # [B, 1]
 
     def cond(index, alive_tokens, alive_scores, finished_tokens, finished_scores, cache):
         best_possible = alive_scores[:, 0] / length_penalty(limits[:, 0], alpha)
-        improvable = best_possible > finished_scores[:, k - 1]
-        return ops.logical_and(index < max_length - 1, ops.any(improvable))
+        improvable = best_possible > finished_scores[:, num_hypotheses - 1]
+        return ops.logical_and(index < length - 1, ops.any(improvable))
 
     def body(index, alive_tokens, alive_scores, finished_tokens, finished_scores, cache):
         step_tokens = ops.reshape(_column(alive_tokens, index), (-1,))
@@ -234,7 +253,7 @@ def beam_search(model, encoder_tokens, *, beam_size: int = 4, alpha: float = 0.6
         return index + 1, alive_tokens, alive_scores, finished_tokens, finished_scores, cache
 
     loop_vars = (ops.convert_to_tensor(0, "int32"), start, alive_scores, finished_tokens, finished_scores, cache)
-    _, _, _, finished_tokens, finished_scores, _ = ops.while_loop(cond, body, loop_vars, maximum_iterations=max_length - 1)
+    _, _, _, finished_tokens, finished_scores, _ = ops.while_loop(cond, body, loop_vars, maximum_iterations=length - 1)
     tokens = finished_tokens[:, :num_hypotheses, 1:]
     return {"tokens": tokens, "scores": finished_scores[:, :num_hypotheses], "lengths": _sequence_lengths(tokens)}
 

@@ -48,7 +48,9 @@ class TranslatorModule(tf.Module):
     def translate(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         source = self.source_tokenizer.tokenize(text)[:, : self._max_source_length]
         encoder_tokens = source.to_tensor(default_value=0)
-        result = self._search(self.model, encoder_tokens, **self._search_options)
+        # No XLA here, so the buffers and cache can be sized per batch: a 20-word sentence's beam search reads
+        # and writes a 55-slot cache each step instead of a max_length one.
+        result = self._search(self.model, encoder_tokens, static_shapes=False, **self._search_options)
         tokens, scores = result["tokens"], result["scores"]
         if len(tokens.shape) == 3:  # beam search returns an n-best list: serve the best.
             tokens, scores = tokens[:, 0], scores[:, 0]

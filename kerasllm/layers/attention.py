@@ -41,6 +41,8 @@ def write_cache(cache: Any, update: Any, index: Any) -> Any:
     """
     length, steps = ops.shape(cache)[1], ops.shape(update)[1]
     positions = ops.arange(length, dtype="int32")
+    if isinstance(steps, int) and steps == 1:  # a decoding step: one select instead of the one-hot einsum
+        return ops.where(ops.equal(positions, index)[None, :, None, None], update, cache)
     placement = ops.cast(ops.equal(positions[None, :], index + ops.arange(steps, dtype="int32")[:, None]), cache.dtype)
     kept = 1 - ops.sum(placement, axis=0)
     return cache * kept[None, :, None, None] + ops.einsum("tl,bthd->blhd", placement, update)
