@@ -38,6 +38,11 @@ class TranslatorModule(tf.Module):
         if search not in SEARCHES:
             raise ValueError(f"search must be one of {sorted(SEARCHES)}; got {search!r}")
         self.model = model
+        # Keras 3 variables are not tf.Module children: without this list of their tf.Variables the SavedModel's
+        # object graph holds none, so its restore op restores nothing. tf.saved_model.load hides that (it binds the
+        # captured values itself), but TF1-style loaders, tensorflow_model_server's among them, then fail with
+        # "Could not find variable" (tensorflow/serving#2250).
+        self.model_variables = [variable.value for variable in model.variables]
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self._search = SEARCHES[search]
