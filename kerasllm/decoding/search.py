@@ -215,9 +215,10 @@ def beam_search(model, encoder_tokens, *, beam_size: int = 4, alpha: float = 0.6
     finished_tokens = ops.zeros((batch_size, k, length), "int32")
     finished_scores = ops.full((batch_size, k), _NEG, "float32")
     beam_offsets = ops.expand_dims(ops.arange(batch_size, dtype="int32") * k, 1)  # [B, 1]
+    budget_penalty = length_penalty(limits[:, 0], alpha)  # [B], the largest lp an alive hypothesis can reach
 
     def cond(index, alive_tokens, alive_scores, finished_tokens, finished_scores, cache):
-        best_possible = alive_scores[:, 0] / length_penalty(limits[:, 0], alpha)
+        best_possible = alive_scores[:, 0] / budget_penalty
         improvable = best_possible > finished_scores[:, num_hypotheses - 1]
         return ops.logical_and(index < length - 1, ops.any(improvable))
 
