@@ -12,6 +12,7 @@ from apps.translate import app
 from apps.translate.config import TranslateConfig
 from kerasllm.data.tokenizer import SubwordTokenizer
 from kerasllm.export import verify_export
+from kerasllm.export.saved_model import TranslatorModule
 
 SENTENCES = ["I am hungry.", "Where is the station?", "We like cats.", ""]
 
@@ -64,30 +65,20 @@ def test_export_verifies_and_matches_in_process_decoding(run_dir, tmp_path):
     assert np.isfinite(served["scores"].numpy()).all()
 
 
-# The restore path of tensorflow_model_server (and saved_model_cli): import the graph into a TF1 session, run the
-# SavedModel's restore op, then the signature. tf.saved_model.load does not need the restore op, so it cannot tell.
-SESSION_LOADER = """
-import sys
-import tensorflow as tf, tensorflow_text  # noqa: F401
-tf.compat.v1.disable_eager_execution()
-with tf.compat.v1.Session(graph=tf.Graph()) as session:
-    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], sys.argv[1])
-    signature = meta_graph.signature_def["serving_default"]
-    out = session.run(signature.outputs["translations"].name, {signature.inputs["text"].name: sys.argv[2:]})
-    print("\\n".join(t.decode("utf-8") for t in out))
-"""
+def test_verify_fails_an_export_whose_restore_op_restores_nothing(run_dir, tmp_path, monkeypatch):
+    """The bug of 6ddbab7: without the module's list of tf.Variables, tf.saved_model.load still worked but the
+    model server's TF1-session load failed with "Could not find variable". Verify must catch it."""
+    keep_variables = TranslatorModule.__init__
 
+    def without_variables(self, *args, **kwargs):
+        keep_variables(self, *args, **kwargs)
+        del self.model_variables
 
-def test_export_restores_its_variables_in_a_tf1_session_as_the_model_server_does(run_dir, tmp_path):
-    import subprocess
-    import sys
-
-    version_dir = app.export(run_dir, tmp_path / "translate")
-    result = subprocess.run([sys.executable, "-c", SESSION_LOADER, str(version_dir), *SENTENCES],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    served = tf.saved_model.load(str(version_dir)).signatures["serving_default"](text=tf.constant(SENTENCES))
-    assert result.stdout.splitlines() == [t.decode("utf-8") for t in served["translations"].numpy()]
+    monkeypatch.setattr(TranslatorModule, "__init__", without_variables)
+    report = verify_export(app.export(run_dir, tmp_path / "translate"))
+    assert not report["ok"]
+    assert [p for p in report["problems"] if "TF1 session" in p and "Could not find variable" in p], report["problems"]
+    assert report["calls"]["samples"]["translations"], "tf.saved_model.load still serves it: only the session load fails"
 
 
 def test_export_never_overwrites_a_version(run_dir, tmp_path):

@@ -3,8 +3,9 @@
     python verify_worker.py SAVED_MODEL_DIR [--max-seconds S]
 
 It imports only tensorflow and tensorflow_text (no keras, no kerasllm), loads the SavedModel, runs
-`serving_default` on ordinary and hostile inputs, lists every op in the graph and prints one JSON
-report on stdout. Kept free of kerasllm imports on purpose: a model that needs our Python code to
+`serving_default` on ordinary and hostile inputs, loads it again the way tensorflow_model_server does
+(a TF1 session that runs the SavedModel's restore op) and checks both give the same outputs, lists
+every op in the graph and prints one JSON report on stdout. Kept free of kerasllm imports on purpose: a model that needs our Python code to
 load would not load in tensorflow_model_server either.
 """
 
@@ -13,6 +14,7 @@ import json
 import sys
 import time
 
+import numpy as np
 import tensorflow as tf
 
 CORE_OPS = frozenset(name for name in dir(tf.raw_ops) if not name.startswith("_"))
@@ -56,6 +58,39 @@ def graph_ops(path):
     return ops - functions, jit_functions
 
 
+def error_summary(error):
+    """One line naming the error: its first line that says something (TF's start with "Graph execution error:")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.endswith("error:")] or lines or [""]
+    return f"{type(error).__name__}: {useful[0]}"
+
+
+def session_outputs(path, batch):
+    """`serving_default`'s outputs through tensorflow_model_server's loading path: import the graph into a TF1
+    session, run the SavedModel's restore op, then the signature. tf.saved_model.load binds captured variable
+    values itself and never runs that restore op, so an export whose variables are missing from its object graph
+    loads there and fails in the server ("Could not find variable", tensorflow/serving#2250)."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        signature = meta_graph.signature_def["serving_default"]
+        fetches = {key: tensor.name for key, tensor in signature.outputs.items()}
+        return session.run(fetches, {signature.inputs["text"].name: batch})
+
+
+def same_outputs(expected, actual):
+    """Whether two {name: array} outputs agree: strings exactly, numbers to float32 rounding."""
+    if set(expected) != set(actual):
+        return False
+    for key, value in expected.items():
+        if value.dtype.kind in "SOU":
+            if value.tolist() != actual[key].tolist():
+                return False
+        elif value.shape != actual[key].shape or not np.allclose(value, actual[key], atol=1e-4):
+            return False
+    return True
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
@@ -67,17 +102,17 @@ def main():
 
     calls = {"samples": [s.encode() for s in SAMPLES], **{name: [text] for name, text in HOSTILE.items()},
              "mixed batch": [s.encode() for s in SAMPLES] + list(HOSTILE.values())}
-    results, slowest = {}, 0.0
+    results, slowest, outputs_by_call = {}, 0.0, {}
     for name, batch in calls.items():
         start = time.perf_counter()
         try:
             outputs = serve(text=tf.constant(batch, tf.string))
         except Exception as error:  # a server would return this error to the client: record it.
-            problems.append(f"{name}: signature raised {type(error).__name__}: {str(error).splitlines()[0]}")
+            problems.append(f"{name}: signature raised {error_summary(error)}")
             continue
         seconds = time.perf_counter() - start
         slowest = max(slowest, seconds)
-        rows = {key: value.numpy() for key, value in outputs.items()}
+        rows = outputs_by_call[name] = {key: value.numpy() for key, value in outputs.items()}
         for key, value in rows.items():
             if value.shape[:1] != (len(batch),):
                 problems.append(f"{name}: output {key} has shape {value.shape}, expected {len(batch)} rows")
@@ -86,6 +121,16 @@ def main():
         texts = [t.decode("utf-8", errors="replace") for t in rows.get("translations", [])]
         results[name] = {"seconds": round(seconds, 4), "translations": texts,
                          "scores": [float(s) for s in rows.get("scores", [])]}
+    if "mixed batch" in outputs_by_call:
+        try:
+            in_session = session_outputs(args.path, calls["mixed batch"])
+        except Exception as error:
+            problems.append(f"loading in a TF1 session, as tensorflow_model_server does, failed: "
+                            f"{error_summary(error)}")
+        else:
+            if not same_outputs(outputs_by_call["mixed batch"], in_session):
+                problems.append("loaded in a TF1 session, as tensorflow_model_server does, the SavedModel gives "
+                                "other outputs than through tf.saved_model.load")
     if slowest > args.max_seconds:
         problems.append(f"slowest call took {slowest:.2f} s, over the {args.max_seconds} s bound")
 
