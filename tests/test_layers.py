@@ -127,6 +127,18 @@ def test_token_and_position_embedding_scales_masks_and_ties():
     assert logits.shape == (1, 3, 20) and logits.dtype == "float32"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_tied_logits_equal_the_reverse_embedding(dtype):
+    embedding = keras.layers.ReversibleEmbedding(30, 8, reverse_dtype="float32", dtype=dtype)
+    embedding.build((None,))
+    step, sequence = random_floats(4, 8), random_floats(2, 3, 8)  # a decoding step's rows; a training batch
+    for hidden in (step, sequence):
+        logits = layers.tied_logits(embedding, hidden)
+        expected = ops.convert_to_numpy(embedding(hidden, reverse=True))
+        assert logits.dtype == "float32" and logits.shape == expected.shape
+        np.testing.assert_allclose(ops.convert_to_numpy(logits), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_feed_forward_gelu():
     ffn = layers.FeedForward(intermediate_dim=6, activation="gelu")
     x = random_floats(2, 3, 4)

@@ -1,7 +1,7 @@
 """Keras layers of kerasllm: attention, positions, Transformer and recurrent building blocks."""
 
 from kerasllm.layers.attention import MultiHeadAttention, causal_mask
-from kerasllm.layers.embeddings import TokenAndPositionEmbedding
+from kerasllm.layers.embeddings import TokenAndPositionEmbedding, tied_logits
 from kerasllm.layers.feed_forward import FeedForward
 from kerasllm.layers.lstm_decoder import LSTMDecoder, LSTMDecoderCell
 from kerasllm.layers.positions import LearnedPositionEmbedding, SinusoidalPositionEncoding
@@ -21,4 +21,5 @@ __all__ = [
     "TransformerDecoderLayer",
     "TransformerEncoderLayer",
     "causal_mask",
+    "tied_logits",
 ]

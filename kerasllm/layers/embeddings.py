@@ -11,6 +11,21 @@ from keras import ops
 from kerasllm.layers.positions import LearnedPositionEmbedding, SinusoidalPositionEncoding
 
 
+def tied_logits(embedding: keras.layers.ReversibleEmbedding, hidden: Any) -> Any:
+    """Float32 logits `hidden @ E^T` from a tied embedding E [V, D], as `embedding(hidden, reverse=True)`.
+
+    For one decoding step (`hidden` [B, D]) this computes (E hidden^T)^T, which reads E in its stored layout:
+    `hidden @ E^T` becomes a MatMul with a transposed right operand, which TF's CPU kernel runs so slowly at a
+    few rows that it cost a third of a beam-4 step on an AVX2 CPU (bench/README.md). Other ranks use the
+    layer's own path.
+    """
+    if len(hidden.shape) != 2:
+        return embedding(hidden, reverse=True)
+    # Rounded through the compute dtype first, as the layer's autocast reads it under a mixed policy.
+    kernel = ops.cast(ops.cast(embedding.embeddings, embedding.compute_dtype), "float32")
+    return ops.transpose(ops.matmul(kernel, ops.transpose(ops.cast(hidden, "float32"))))
+
+
 @keras.saving.register_keras_serializable(package="kerasllm")
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """Token embedding scaled by sqrt(d_model), plus a sinusoidal or learned position embedding.

@@ -10,7 +10,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasllm.layers import LSTMDecoder
+from kerasllm.layers import LSTMDecoder, tied_logits
 from kerasllm.layers.lstm_decoder import ATTENTION_TYPES
 
 
@@ -165,7 +165,7 @@ class LSTMSeq2Seq(keras.Model):
 
     def _logits(self, outputs: Any) -> Any:
         if self.output_bottleneck is not None:
-            return self.target_embedding(self.output_bottleneck(outputs), reverse=True)
+            return tied_logits(self.target_embedding, self.output_bottleneck(outputs))
         return self.output_projection(outputs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasllm.layers import TokenAndPositionEmbedding, TransformerDecoderLayer, TransformerEncoderLayer
+from kerasllm.layers import TokenAndPositionEmbedding, TransformerDecoderLayer, TransformerEncoderLayer, tied_logits
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -162,9 +162,9 @@ class Transformer(keras.Model):
     def _logits(self, hidden: Any) -> Any:
         if self.decoder_output_norm is not None:
             hidden = self.decoder_output_norm(hidden)
-        if self.output_projection is None:
-            return self.target_embedding.token_embedding(hidden, reverse=True)
-        return self.output_projection(hidden)
+        if self.output_projection is not None:
+            return self.output_projection(hidden)
+        return tied_logits(self.target_embedding.token_embedding, hidden)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return ops.not_equal(inputs[1], 0)
@@ -232,7 +232,7 @@ class Transformer(keras.Model):
                 ),
                 training=False,
             )
-        return self._logits(hidden)[:, 0], new_cache
+        return self._logits(hidden[:, 0]), new_cache
 
     def cross_attention_scores(self, encoder_tokens: Any, decoder_inputs: Any, layer: int = -1) -> Any:
         """Where each target position looks in the source: one decoder layer's cross-attention probabilities.
