@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -59,6 +60,19 @@ def no_cache_decoder(model: keras.Model):
     return decode
 
 
+def cpu_description() -> str:
+    """The CPU model and its widest SIMD: latencies are absolute, and they differ across CPUs (bench/README.md)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    lines = cpuinfo.splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    simd = next((name for name in ("avx512f", "avx2", "avx", "sse4_2") if name in flags), "no AVX")
+    return f"{model}, {os.cpu_count()} cores, {simd}"
+
+
 def best_of(function, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -91,7 +105,7 @@ def main() -> None:
         model = app.build_model(config, 6000, 6000)
         source_row = np.random.default_rng(0).integers(4, 6000, size=(1, 24)).astype("int32")
     trained = "/".join(sorted(layer_dtype_policies(model)))
-    print(f"intra-op threads: {args.intra_op_threads or 'default'}")
+    print(f"CPU: {cpu_description()}; intra-op threads: {args.intra_op_threads or 'default'}")
     print(f"model: {model.count_params():,} params ({'trained run ' + args.run if args.run else 'random weights'}); "
           f"layer dtype policies {trained}; source of {source_row.shape[1]} tokens; "
           f"up to {args.new_tokens} new tokens; greedy; fastest of {args.repeats}")
