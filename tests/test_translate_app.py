@@ -68,17 +68,18 @@ def test_export_verifies_and_matches_in_process_decoding(run_dir, tmp_path):
 def test_verify_fails_an_export_whose_restore_op_restores_nothing(run_dir, tmp_path, monkeypatch):
     """The bug of 6ddbab7: without the module's list of tf.Variables, tf.saved_model.load still worked but the
     model server's TF1-session load failed with "Could not find variable". Verify must catch it."""
-    keep_variables = TranslatorModule.__init__
+    original_init = TranslatorModule.__init__
 
     def without_variables(self, *args, **kwargs):
-        keep_variables(self, *args, **kwargs)
+        original_init(self, *args, **kwargs)
         del self.model_variables
 
     monkeypatch.setattr(TranslatorModule, "__init__", without_variables)
     report = verify_export(app.export(run_dir, tmp_path / "translate"))
     assert not report["ok"]
     assert [p for p in report["problems"] if "TF1 session" in p and "Could not find variable" in p], report["problems"]
-    assert report["calls"]["samples"]["translations"], "tf.saved_model.load still serves it: only the session load fails"
+    # tf.saved_model.load still serves it: only the session load fails.
+    assert report["calls"]["samples"]["translations"]
 
 
 def test_export_never_overwrites_a_version(run_dir, tmp_path):

@@ -5,8 +5,8 @@
 It imports only tensorflow and tensorflow_text (no keras, no kerasllm), loads the SavedModel, runs
 `serving_default` on ordinary and hostile inputs, loads it again the way tensorflow_model_server does
 (a TF1 session that runs the SavedModel's restore op) and checks both give the same outputs, lists
-every op in the graph and prints one JSON report on stdout. Kept free of kerasllm imports on purpose: a model that needs our Python code to
-load would not load in tensorflow_model_server either.
+every op in the graph and prints one JSON report on stdout. Kept free of kerasllm imports on purpose:
+a model that needs our Python code to load would not load in tensorflow_model_server either.
 """
 
 import argparse
@@ -102,7 +102,7 @@ def main():
 
     calls = {"samples": [s.encode() for s in SAMPLES], **{name: [text] for name, text in HOSTILE.items()},
              "mixed batch": [s.encode() for s in SAMPLES] + list(HOSTILE.values())}
-    results, slowest, outputs_by_call = {}, 0.0, {}
+    results, slowest, mixed_batch_outputs = {}, 0.0, None
     for name, batch in calls.items():
         start = time.perf_counter()
         try:
@@ -112,7 +112,9 @@ def main():
             continue
         seconds = time.perf_counter() - start
         slowest = max(slowest, seconds)
-        rows = outputs_by_call[name] = {key: value.numpy() for key, value in outputs.items()}
+        rows = {key: value.numpy() for key, value in outputs.items()}
+        if name == "mixed batch":
+            mixed_batch_outputs = rows
         for key, value in rows.items():
             if value.shape[:1] != (len(batch),):
                 problems.append(f"{name}: output {key} has shape {value.shape}, expected {len(batch)} rows")
@@ -121,14 +123,14 @@ def main():
         texts = [t.decode("utf-8", errors="replace") for t in rows.get("translations", [])]
         results[name] = {"seconds": round(seconds, 4), "translations": texts,
                          "scores": [float(s) for s in rows.get("scores", [])]}
-    if "mixed batch" in outputs_by_call:
+    if mixed_batch_outputs is not None:
         try:
             in_session = session_outputs(args.path, calls["mixed batch"])
         except Exception as error:
             problems.append(f"loading in a TF1 session, as tensorflow_model_server does, failed: "
                             f"{error_summary(error)}")
         else:
-            if not same_outputs(outputs_by_call["mixed batch"], in_session):
+            if not same_outputs(mixed_batch_outputs, in_session):
                 problems.append("loaded in a TF1 session, as tensorflow_model_server does, the SavedModel gives "
                                 "other outputs than through tf.saved_model.load")
     if slowest > args.max_seconds:
