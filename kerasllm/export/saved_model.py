@@ -102,10 +102,9 @@ def export_translator(model: keras.Model, source_tokenizer: Any, target_tokenize
         base_path: the TF Serving model base path, e.g. `saved_models/translate`.
         version: integer version; default the next free one.
         serving_dtype: dtype policy of the served model (None keeps the model's). float32 by default: the
-            Multi30K Transformer trained in mixed_bfloat16 serves a 20-word sentence with beam 4 at p50 77.5 ms
-            in float32 against 84.3 ms in bfloat16 on one 2-core machine, 148 against 160 ms on another (AMD
-            EPYC, AVX2) (`bench/decode_speed.py --run`, bench/README.md): at batch 1 the bfloat16 casts cost
-            more than the cheaper arithmetic saves.
+            Multi30K Transformer trained in mixed_bfloat16 serves a 20-word sentence faster in float32 on every
+            CPU measured (`bench/decode_speed.py --run`; the figures are in bench/README.md): at batch 1 the
+            bfloat16 casts cost more than the cheaper arithmetic saves.
         **module_options: `TranslatorModule` options (search, max_source_length, beam_size, ...).
 
     Returns:
