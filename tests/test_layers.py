@@ -139,6 +139,31 @@ def test_tied_logits_equal_the_reverse_embedding(dtype):
         np.testing.assert_allclose(ops.convert_to_numpy(logits), expected, rtol=1e-5, atol=1e-5)
 
 
+# --- Dense ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4), (2, 0, 4), (0, 3, 4), (2, 3, 5, 4)])
+def test_dense_equals_keras_dense(shape):
+    ours, theirs = layers.Dense(6, activation="relu"), keras.layers.Dense(6, activation="relu")
+    ours.build(shape)
+    theirs.build(shape)
+    theirs.set_weights(ours.get_weights())
+    x = random_floats(*shape)
+    output = ops.convert_to_numpy(ours(x))
+    assert output.shape == shape[:-1] + (6,)
+    np.testing.assert_allclose(output, ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-6)
+
+
+def test_dense_step_graph_has_no_run_time_shape_ops():
+    import tensorflow as tf
+
+    dense = layers.Dense(6)
+    dense.build((None, 1, 4))
+    graph = tf.function(dense).get_concrete_function(tf.TensorSpec([None, 1, 4])).graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert "MatMul" in op_types and not op_types & {"Shape", "StridedSlice", "Pack", "GatherV2"}, op_types
+
+
 def test_feed_forward_gelu():
     ffn = layers.FeedForward(intermediate_dim=6, activation="gelu")
     x = random_floats(2, 3, 4)
@@ -283,6 +308,7 @@ SEQUENCE_LAYERS = [
     lambda: layers.SinusoidalPositionEncoding(),
     lambda: layers.LearnedPositionEmbedding(sequence_length=8),
     lambda: layers.FeedForward(intermediate_dim=16, activation="gelu"),
+    lambda: layers.Dense(6, activation="relu"),
     lambda: layers.TransformerEncoderLayer(num_heads=2, intermediate_dim=16, normalize_first=True),
 ]
 

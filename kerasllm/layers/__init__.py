@@ -1,6 +1,7 @@
 """Keras layers of kerasllm: attention, positions, Transformer and recurrent building blocks."""
 
 from kerasllm.layers.attention import MultiHeadAttention, causal_mask
+from kerasllm.layers.dense import Dense
 from kerasllm.layers.embeddings import TokenAndPositionEmbedding, tied_logits
 from kerasllm.layers.feed_forward import FeedForward
 from kerasllm.layers.lstm_decoder import LSTMDecoder, LSTMDecoderCell
@@ -10,6 +11,7 @@ from kerasllm.layers.transformer import TransformerDecoderLayer, TransformerEnco
 
 __all__ = [
     "BahdanauAttention",
+    "Dense",
     "FeedForward",
     "LSTMDecoder",
     "LSTMDecoderCell",

@@ -16,6 +16,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from kerasllm.layers.dense import Dense, leading_shape
+
 # Masked logits get this finite number added, not -inf: a row whose keys are all masked (an all-padding source)
 # then gets a uniform softmax and a finite output, where -inf would give 0/0 = NaN.
 MASKED_LOGIT = -1e9
@@ -116,8 +118,8 @@ class MultiHeadAttention(keras.layers.Layer):
         self.bias_initializer = keras.initializers.serialize(keras.initializers.get(bias_initializer))
         self.supports_masking = True  # the output keeps the query's mask
 
-    def _dense(self, units: int, name: str) -> keras.layers.Dense:
-        return keras.layers.Dense(
+    def _dense(self, units: int, name: str) -> Dense:
+        return Dense(
             units,
             use_bias=self.use_bias,
             kernel_initializer=keras.initializers.get(self.kernel_initializer),
@@ -154,7 +156,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.built = True
 
     def _split_heads(self, x: Any) -> Any:
-        return ops.reshape(x, tuple(ops.shape(x)[:-1]) + (self.num_heads, self.head_dim))
+        return ops.reshape(x, leading_shape(x) + (self.num_heads, self.head_dim))
 
     def project_key_value(self, key_value: Any) -> tuple[Any, Any]:
         """Project a [B, S, D_kv] source into (K W^K, V W^V), each [B, S, H, d_k]; cross-attention layers only."""
@@ -218,7 +220,7 @@ class MultiHeadAttention(keras.layers.Layer):
             output, scores = ops.dot_product_attention(query, key, value, bias=bias), None
 
         output = ops.cast(output, self.compute_dtype)
-        output = self.output_dense(ops.reshape(output, tuple(ops.shape(output)[:2]) + (self.model_dim,)))
+        output = self.output_dense(ops.reshape(output, leading_shape(output, 2) + (self.model_dim,)))
         results = (output,) + ((cache,) if cache is not None else ()) + ((scores,) if return_attention_scores else ())
         return results[0] if len(results) == 1 else results
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import keras
 
+from kerasllm.layers.dense import Dense
+
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class FeedForward(keras.layers.Layer):
@@ -42,7 +44,7 @@ class FeedForward(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, inputs_shape: tuple) -> None:
-        self.intermediate_dense = keras.layers.Dense(
+        self.intermediate_dense = Dense(
             self.intermediate_dim,
             activation=keras.activations.get(self.activation),
             kernel_initializer=keras.initializers.get(self.kernel_initializer),
@@ -51,7 +53,7 @@ class FeedForward(keras.layers.Layer):
             name="intermediate_dense",
         )
         self.intermediate_dense.build(inputs_shape)
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = Dense(
             inputs_shape[-1],
             kernel_initializer=keras.initializers.get(self.kernel_initializer),
             bias_initializer=keras.initializers.get(self.bias_initializer),

@@ -13,6 +13,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from kerasllm.layers.dense import Dense
 from kerasllm.layers.recurrent_attention import BahdanauAttention, LuongAttention
 
 ATTENTION_TYPES = (None, "luong_dot", "luong_general", "bahdanau")
@@ -75,7 +76,7 @@ class LSTMDecoderCell(keras.layers.Layer):
                 score_mode = self.attention_type.removeprefix("luong_")
                 self.attention = LuongAttention(score_mode, dtype=self.dtype_policy, name="attention")
             self.attention.build(query_shape, memory_shape)
-            self.attention_combine = keras.layers.Dense(
+            self.attention_combine = Dense(
                 self.units, activation="tanh", dtype=self.dtype_policy, name="attention_combine"
             )
             self.attention_combine.build((inputs_shape[0], memory_shape[-1] + self.units))

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from kerasllm.layers.attention import MASKED_LOGIT
+from kerasllm.layers.dense import Dense
 
 
 class _RecurrentAttention(keras.layers.Layer):
@@ -85,7 +86,7 @@ class LuongAttention(_RecurrentAttention):
                 f'{memory_shape[-1]}; use "general" (e.g. with a bidirectional encoder).'
             )
         if self.score_mode == "general":
-            self.key_dense = keras.layers.Dense(query_shape[-1], use_bias=False, dtype=self.dtype_policy, name="W_a")
+            self.key_dense = Dense(query_shape[-1], use_bias=False, dtype=self.dtype_policy, name="W_a")
             self.key_dense.build(memory_shape)
         self.built = True
 
@@ -130,11 +131,11 @@ class BahdanauAttention(_RecurrentAttention):
         self.units = units
 
     def build(self, query_shape: tuple, memory_shape: tuple) -> None:
-        self.query_dense = keras.layers.Dense(self.units, use_bias=False, dtype=self.dtype_policy, name="W_a")
+        self.query_dense = Dense(self.units, use_bias=False, dtype=self.dtype_policy, name="W_a")
         self.query_dense.build(query_shape)
-        self.key_dense = keras.layers.Dense(self.units, use_bias=False, dtype=self.dtype_policy, name="U_a")
+        self.key_dense = Dense(self.units, use_bias=False, dtype=self.dtype_policy, name="U_a")
         self.key_dense.build(memory_shape)
-        self.score_dense = keras.layers.Dense(1, use_bias=False, dtype=self.dtype_policy, name="v_a")
+        self.score_dense = Dense(1, use_bias=False, dtype=self.dtype_policy, name="v_a")
         self.score_dense.build((None, None, self.units))
         self.built = True
 

@@ -10,7 +10,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasllm.layers import LSTMDecoder, tied_logits
+from kerasllm.layers import Dense, LSTMDecoder, tied_logits
 from kerasllm.layers.lstm_decoder import ATTENTION_TYPES
 
 
@@ -108,14 +108,14 @@ class LSTMSeq2Seq(keras.Model):
             self.encoder_layers.append(lstm)
         self.bridge_hidden = self.bridge_cell = None
         if memory_width != units:
-            self.bridge_hidden = keras.layers.Dense(units, dtype=dtype, name="bridge_hidden")
-            self.bridge_cell = keras.layers.Dense(units, dtype=dtype, name="bridge_cell")
+            self.bridge_hidden = Dense(units, dtype=dtype, name="bridge_hidden")
+            self.bridge_cell = Dense(units, dtype=dtype, name="bridge_cell")
         self.decoder = LSTMDecoder(units, num_layers=num_layers, attention=attention, dtype=dtype, name="decoder")
         self.output_bottleneck = self.output_projection = None
         if tie_output_embedding:
-            self.output_bottleneck = keras.layers.Dense(embedding_dim, dtype=dtype, name="output_bottleneck")
+            self.output_bottleneck = Dense(embedding_dim, dtype=dtype, name="output_bottleneck")
         else:  # float32 under any policy: the logits feed the softmax and the loss.
-            self.output_projection = keras.layers.Dense(
+            self.output_projection = Dense(
                 target_vocabulary_size, dtype="float32", name="output_projection"
             )
 

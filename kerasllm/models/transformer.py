@@ -15,7 +15,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasllm.layers import TokenAndPositionEmbedding, TransformerDecoderLayer, TransformerEncoderLayer, tied_logits
+from kerasllm.layers import (
+    Dense,
+    TokenAndPositionEmbedding,
+    TransformerDecoderLayer,
+    TransformerEncoderLayer,
+    tied_logits,
+)
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -120,7 +126,7 @@ class Transformer(keras.Model):
         self.output_projection = None
         if not tie_output_embedding:
             # float32 under any policy: the logits feed the softmax and the loss.
-            self.output_projection = keras.layers.Dense(
+            self.output_projection = Dense(
                 target_vocabulary_size, dtype="float32", name="output_projection"
             )
 
