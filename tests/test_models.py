@@ -173,6 +173,19 @@ def test_keras_round_trip(name, tmp_path):
     np.testing.assert_array_equal(decode_with_cache(restored, source, target), decode_with_cache(model, source, target))
 
 
+@pytest.mark.parametrize("name", ["transformer-prenorm-learned-tied", "transformer-shared"])
+def test_untied_transformer_computes_the_same_logits(name):
+    model = MODELS[name]()
+    source, target = batch()
+    copy = model.untied()
+    assert not copy.tie_output_embedding and copy.output_projection.kernel.shape == (16, model.target_vocabulary_size)
+    np.testing.assert_allclose(logits(copy, source, target), logits(model, source, target), atol=1e-5)
+    np.testing.assert_allclose(decode_with_cache(copy, source, target), decode_with_cache(model, source, target),
+                               atol=1e-5)
+    untied = MODELS["transformer-postnorm"]()
+    assert untied.untied() is untied
+
+
 def test_tied_lstm_logits_come_from_the_target_embedding():
     model = MODELS["lstm-luong-dot-narrow-encoder-tied"]()
     source, target = batch()
