@@ -173,16 +173,23 @@ def test_keras_round_trip(name, tmp_path):
     np.testing.assert_array_equal(decode_with_cache(restored, source, target), decode_with_cache(model, source, target))
 
 
-@pytest.mark.parametrize("name", ["transformer-prenorm-learned-tied", "transformer-shared"])
-def test_untied_transformer_computes_the_same_logits(name):
+@pytest.mark.parametrize(
+    "name, width, untied_name",
+    [("transformer-prenorm-learned-tied", 16, "transformer-postnorm"), ("transformer-shared", 16, "transformer-postnorm"),
+     ("lstm-luong-dot-narrow-encoder-tied", 8, "lstm-luong-general-bidirectional")],
+)
+def test_untied_copy_computes_the_same_logits(name, width, untied_name, tmp_path):
     model = MODELS[name]()
     source, target = batch()
     copy = model.untied()
-    assert not copy.tie_output_embedding and copy.output_projection.kernel.shape == (16, model.target_vocabulary_size)
+    assert not copy.tie_output_embedding and copy.output_projection.kernel.shape == (width, model.target_vocabulary_size)
     np.testing.assert_allclose(logits(copy, source, target), logits(model, source, target), atol=1e-5)
     np.testing.assert_allclose(decode_with_cache(copy, source, target), decode_with_cache(model, source, target),
                                atol=1e-5)
-    untied = MODELS["transformer-postnorm"]()
+    copy.save(tmp_path / "untied.keras")  # the untied LSTM's bottleneck is part of its config
+    restored = keras.saving.load_model(tmp_path / "untied.keras")
+    np.testing.assert_array_equal(logits(restored, source, target), logits(copy, source, target))
+    untied = MODELS[untied_name]()
     assert untied.untied() is untied
 
 
@@ -213,6 +220,8 @@ def test_invalid_arguments():
         tiny_lstm(attention="luong_dot", encoder_units=8)
     with pytest.raises(ValueError, match="attention"):
         tiny_lstm(attention="luong")
+    with pytest.raises(ValueError, match="output_bottleneck"):
+        tiny_lstm(tie_output_embedding=True, output_bottleneck=False)
 
 
 @pytest.fixture

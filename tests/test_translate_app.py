@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from apps.translate import app
 from apps.translate.config import TranslateConfig
-from kerasllm.data.tokenizer import SubwordTokenizer
+from kerasllm.data.tokenizer import END_ID, SubwordTokenizer
 from kerasllm.export import verify_export
 from kerasllm.export.saved_model import TranslatorModule
 
@@ -229,6 +229,30 @@ def test_lstm_translates_a_batch_of_empty_strings(tmp_path):
     version = export_translator(model, tokenizer, tokenizer, tmp_path, search="beam", beam_size=2, max_length=6)
     served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(["", "   "]))
     assert served["translations"].shape == (2,) and np.isfinite(served["scores"].numpy()).all()
+
+
+def test_tied_lstm_is_served_untied_with_the_same_translations(tmp_path):
+    """export_translator serves a tied model through `model.untied()`; the SavedModel must still translate as the
+    tied model does in process."""
+    import keras
+
+    from kerasllm.export import export_translator
+    from kerasllm.models import LSTMSeq2Seq
+
+    keras.utils.set_random_seed(1)
+    model = LSTMSeq2Seq(14, 14, embedding_dim=8, units=8, attention="luong_general", bidirectional_encoder=True,
+                        tie_output_embedding=True)
+    embeddings = model.target_embedding.embeddings.numpy()
+    embeddings[END_ID] = 0.0  # END's logit is then 0, below the best of the others: translations are not empty
+    model.target_embedding.embeddings.assign(embeddings)
+    tokenizer = SubwordTokenizer(["[PAD]", "[UNK]", "[START]", "[END]"] + list("abcdefghij"))
+    texts = ["abc", "jihgfe", "a", "bead"]
+    decoding = {"search": "beam", "beam_size": 2, "alpha": 0.6, "max_length": 8}
+    in_process = app.Translator(model, tokenizer, tokenizer, decoding, jit_compile=False)(texts)
+    version = export_translator(model, tokenizer, tokenizer, tmp_path, search="beam", beam_size=2, max_length=8)
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
+    assert [t.decode("utf-8") for t in served["translations"].numpy()] == in_process
+    assert any(in_process), "a model that translates everything to nothing would make this test vacuous"
 
 
 def test_lr_decay_needs_a_constant_learning_rate(tmp_path):

@@ -19,7 +19,6 @@ import keras
 import tensorflow as tf
 
 from kerasllm.decoding import SEARCHES
-from kerasllm.models import Transformer
 
 
 class TranslatorModule(tf.Module):
@@ -108,7 +107,7 @@ def export_translator(model: keras.Model, source_tokenizer: Any, target_tokenize
             bfloat16 casts cost more than the cheaper arithmetic saves.
         **module_options: `TranslatorModule` options (search, max_source_length, beam_size, ...).
 
-    A Transformer with tied output embeddings is served as `model.untied()`: the same logits, faster.
+    A model with a tied output embedding is served as `model.untied()`: the same logits, faster.
 
     Returns:
         the version directory.
@@ -124,8 +123,8 @@ def export_translator(model: keras.Model, source_tokenizer: Any, target_tokenize
         raise FileExistsError(f"{target} exists: choose another --version or remove it first")
     if serving_dtype is not None and layer_dtype_policies(model) != {serving_dtype}:
         model = with_dtype_policy(model, serving_dtype)
-    if isinstance(model, Transformer):
-        model = model.untied()  # same logits from the weight layout a decoding step reads fastest
+    if hasattr(model, "untied"):  # the same logits from the weight layout a step reads fastest (tied models)
+        model = model.untied()
     module = TranslatorModule(model, source_tokenizer, target_tokenizer, **module_options)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=base_path))
     try:

@@ -12,6 +12,7 @@ from keras import ops
 
 from kerasllm.layers import Dense, LSTMDecoder, tied_logits
 from kerasllm.layers.lstm_decoder import ATTENTION_TYPES
+from kerasllm.models.untie import untied_copy
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -47,6 +48,9 @@ class LSTMSeq2Seq(keras.Model):
         dropout: float. Defaults to `0.0`.
         tie_output_embedding: bool, compute the logits with the target embedding matrix transposed, after a
             linear map to `embedding_dim`. Defaults to `False`.
+        output_bottleneck: bool, map the decoder output linearly to `embedding_dim` before the output
+            projection; `None` does so exactly when the output is tied (which needs it). An untied model with
+            the bottleneck is the form `untied()` serves a tied one in. Defaults to `None`.
         **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
 
     Example:
@@ -73,6 +77,7 @@ class LSTMSeq2Seq(keras.Model):
         dropout: float = 0.0,
         encoder_units: int | None = None,
         tie_output_embedding: bool = False,
+        output_bottleneck: bool | None = None,
         dtype: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -80,6 +85,10 @@ class LSTMSeq2Seq(keras.Model):
             raise ValueError(f"attention must be one of {ATTENTION_TYPES}, got {attention!r}.")
         encoder_units = units if encoder_units is None else encoder_units
         memory_width = 2 * encoder_units if bidirectional_encoder else encoder_units
+        output_bottleneck = tie_output_embedding if output_bottleneck is None else output_bottleneck
+        if tie_output_embedding and not output_bottleneck:
+            raise ValueError("tie_output_embedding needs output_bottleneck: the tied logits are computed from "
+                             "an embedding_dim-wide vector.")
         if attention == "luong_dot" and memory_width != units:
             raise ValueError(
                 f'attention="luong_dot" needs a memory as wide as the decoder ({memory_width} != {units} units); '
@@ -112,9 +121,9 @@ class LSTMSeq2Seq(keras.Model):
             self.bridge_cell = Dense(units, dtype=dtype, name="bridge_cell")
         self.decoder = LSTMDecoder(units, num_layers=num_layers, attention=attention, dtype=dtype, name="decoder")
         self.output_bottleneck = self.output_projection = None
-        if tie_output_embedding:
+        if output_bottleneck:
             self.output_bottleneck = Dense(embedding_dim, dtype=dtype, name="output_bottleneck")
-        else:  # float32 under any policy: the logits feed the softmax and the loss.
+        if not tie_output_embedding:  # float32 under any policy: the logits feed the softmax and the loss.
             self.output_projection = Dense(
                 target_vocabulary_size, dtype="float32", name="output_projection"
             )
@@ -146,6 +155,14 @@ class LSTMSeq2Seq(keras.Model):
         self.dropout = dropout
         self.tie_output_embedding = tie_output_embedding
 
+    def untied(self) -> "LSTMSeq2Seq":
+        """The same function with the output projection as its own [embedding_dim, V] kernel, E^T, after the same
+        bottleneck; for serving (`export_translator` calls it; see `kerasllm.models.untie.untied_copy`). A model
+        that is not tied is returned as it is."""
+        if not self.tie_output_embedding:
+            return self
+        return untied_copy(self, self.target_embedding, output_bottleneck=True)
+
     def _encode(self, encoder_tokens: Any, padding_mask: Any, training: bool | None) -> tuple[Any, Any, Any]:
         """Returns the memory [B, S, D_m] and the decoder's initial hidden and cell states [B, num_layers, units]."""
         memory = self.source_embedding(encoder_tokens)
@@ -165,7 +182,9 @@ class LSTMSeq2Seq(keras.Model):
 
     def _logits(self, outputs: Any) -> Any:
         if self.output_bottleneck is not None:
-            return tied_logits(self.target_embedding, self.output_bottleneck(outputs))
+            outputs = self.output_bottleneck(outputs)
+        if self.output_projection is None:
+            return tied_logits(self.target_embedding, outputs)
         return self.output_projection(outputs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
@@ -240,6 +259,7 @@ class LSTMSeq2Seq(keras.Model):
             "bidirectional_encoder": self.bidirectional_encoder,
             "dropout": self.dropout,
             "tie_output_embedding": self.tie_output_embedding,
+            "output_bottleneck": self.output_bottleneck is not None,
         }
 
     @classmethod
