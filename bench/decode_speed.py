@@ -7,8 +7,8 @@ and the exported SavedModel's latency for a 20-word sentence at batch 1.
 With --run (a Transformer or an LSTM run), the trained run's model is used and exported for the latency
 rows: beam search as configured, in float32 (the export default) and, for a mixed-precision run, in the
 dtype policy it was trained in; and greedy in float32. Without it, a randomly initialised Transformer of the
-`transformer` preset's shape is used and the latency part is skipped. Both decoders emit the same tokens (greedy on the same model), so
-tokens/s compare like for like.
+`transformer` preset's shape is used and the latency part is skipped. Both decoders emit the same tokens
+(greedy on the same model), so tokens/s compare like for like.
 """
 
 from __future__ import annotations

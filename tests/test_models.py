@@ -175,14 +175,18 @@ def test_keras_round_trip(name, tmp_path):
 
 @pytest.mark.parametrize(
     "name, width, untied_name",
-    [("transformer-prenorm-learned-tied", 16, "transformer-postnorm"), ("transformer-shared", 16, "transformer-postnorm"),
-     ("lstm-luong-dot-narrow-encoder-tied", 8, "lstm-luong-general-bidirectional")],
+    [
+        ("transformer-prenorm-learned-tied", 16, "transformer-postnorm"),
+        ("transformer-shared", 16, "transformer-postnorm"),
+        ("lstm-luong-dot-narrow-encoder-tied", 8, "lstm-luong-general-bidirectional"),
+    ],
 )
 def test_untied_copy_computes_the_same_logits(name, width, untied_name, tmp_path):
     model = MODELS[name]()
     source, target = batch()
     copy = model.untied()
-    assert not copy.tie_output_embedding and copy.output_projection.kernel.shape == (width, model.target_vocabulary_size)
+    assert not copy.tie_output_embedding
+    assert copy.output_projection.kernel.shape == (width, model.target_vocabulary_size)
     np.testing.assert_allclose(logits(copy, source, target), logits(model, source, target), atol=1e-5)
     np.testing.assert_allclose(decode_with_cache(copy, source, target), decode_with_cache(model, source, target),
                                atol=1e-5)

@@ -159,8 +159,6 @@ class LSTMSeq2Seq(keras.Model):
         """The same function with the output projection as its own [embedding_dim, V] kernel, E^T, after the same
         bottleneck; for serving (`export_translator` calls it; see `kerasllm.models.untie.untied_copy`). A model
         that is not tied is returned as it is."""
-        if not self.tie_output_embedding:
-            return self
         return untied_copy(self, self.target_embedding, output_bottleneck=True)
 
     def _encode(self, encoder_tokens: Any, padding_mask: Any, training: bool | None) -> tuple[Any, Any, Any]:

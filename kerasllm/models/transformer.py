@@ -248,8 +248,6 @@ class Transformer(keras.Model):
         the logits are about a fifth of a greedy step (`kerasllm.models.untie.untied_copy`). A model that is
         not tied is returned as it is.
         """
-        if not self.tie_output_embedding:
-            return self
         return untied_copy(self, self.target_embedding.token_embedding)
 
     def cross_attention_scores(self, encoder_tokens: Any, decoder_inputs: Any, layer: int = -1) -> Any:
