@@ -29,6 +29,11 @@ _LAZY = {
         "START_ID",
         "END_ID",
         "RESERVED_TOKENS",
+        "MASK",
+        "SEP",
+        "CLS",
+        "BERT_SPECIAL_TOKENS",
+        "byte_spans_to_char_spans",
     ],
     "kerasllm.data.pipeline": [
         "make_seq2seq_dataset",
