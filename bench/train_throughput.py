@@ -4,9 +4,9 @@
     python bench/train_throughput.py --ablate          # where a step of ours goes
     python bench/train_throughput.py --preset NAME     # jit x dtype policy for a translate preset
 
-Both models have the same shape (vocab 8000, d_model 256, dff 1024, 8 heads, 3 + 3 layers, learned positions,
-dropout 0.1, float32 output projection), get the same random batch (64 x 64 source and target ids), the same
-optimizer (Adam) and the same loss (SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)), and are
+Both models have the same shape (vocab 8000, hidden_dim 256, intermediate_dim 1024, 8 heads, 3 + 3 layers, learned
+positions, dropout 0.1, float32 output projection), get the same random batch (64 x 64 source and target ids), the
+same optimizer (Adam) and the same loss (SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)), and are
 measured in the same run, with and without `jit_compile` and with and without `mixed_bfloat16`.
 
 tokens/s counts target tokens (batch x target length) per second of `train_on_batch`, from the fastest of the
@@ -22,6 +22,7 @@ in the row's compute dtype (float32 or bfloat16), measured in the same run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -34,13 +35,21 @@ import tensorflow as tf  # noqa: E402
 
 from kerasllm.models import Transformer  # noqa: E402
 
-VOCABULARY, D_MODEL, DFF, HEADS, LAYERS, BATCH, LENGTH, DROPOUT = 8000, 256, 1024, 8, 3, 64, 64, 0.1
+VOCABULARY, HIDDEN_DIM, INTERMEDIATE_DIM, HEADS, LAYERS, BATCH, LENGTH, DROPOUT = 8000, 256, 1024, 8, 3, 64, 64, 0.1
 
 
 def ours(vocabulary: int = VOCABULARY, layers: int = LAYERS) -> keras.Model:
     return Transformer(
-        vocabulary, vocabulary, layers, layers, d_model=D_MODEL, num_heads=HEADS, dff=DFF, dropout=DROPOUT,
-        max_length=LENGTH, position="learned",
+        vocabulary,
+        vocabulary,
+        layers,
+        layers,
+        hidden_dim=HIDDEN_DIM,
+        num_heads=HEADS,
+        intermediate_dim=INTERMEDIATE_DIM,
+        dropout=DROPOUT,
+        max_length=LENGTH,
+        position="learned",
     )
 
 
@@ -49,22 +58,23 @@ def keras_hub_transformer() -> keras.Model:
     encoder_tokens = keras.Input((None,), dtype="int32", name="encoder_tokens")
     decoder_tokens = keras.Input((None,), dtype="int32", name="decoder_tokens")
     encoder_mask, decoder_mask = keras.ops.not_equal(encoder_tokens, 0), keras.ops.not_equal(decoder_tokens, 0)
-    x = keras_hub.layers.TokenAndPositionEmbedding(VOCABULARY, LENGTH, D_MODEL)(encoder_tokens)
+    x = keras_hub.layers.TokenAndPositionEmbedding(VOCABULARY, LENGTH, HIDDEN_DIM)(encoder_tokens)
     x = keras.layers.Dropout(DROPOUT)(x)
     for _ in range(LAYERS):
-        x = keras_hub.layers.TransformerEncoder(DFF, HEADS, dropout=DROPOUT)(x, padding_mask=encoder_mask)
-    y = keras_hub.layers.TokenAndPositionEmbedding(VOCABULARY, LENGTH, D_MODEL)(decoder_tokens)
+        x = keras_hub.layers.TransformerEncoder(INTERMEDIATE_DIM, HEADS, dropout=DROPOUT)(x, padding_mask=encoder_mask)
+    y = keras_hub.layers.TokenAndPositionEmbedding(VOCABULARY, LENGTH, HIDDEN_DIM)(decoder_tokens)
     y = keras.layers.Dropout(DROPOUT)(y)
     for _ in range(LAYERS):
-        y = keras_hub.layers.TransformerDecoder(DFF, HEADS, dropout=DROPOUT)(
+        y = keras_hub.layers.TransformerDecoder(INTERMEDIATE_DIM, HEADS, dropout=DROPOUT)(
             y, x, decoder_padding_mask=decoder_mask, encoder_padding_mask=encoder_mask
         )
     logits = keras.layers.Dense(VOCABULARY, dtype="float32")(y)
     return keras.Model((encoder_tokens, decoder_tokens), logits)
 
 
-def tokens_per_second(builders: dict, policy: str, jit_compile: bool, steps: int, warmup: int,
-                      id_range: int = VOCABULARY) -> dict:
+def tokens_per_second(
+    builders: dict, policy: str, jit_compile: bool, steps: int, warmup: int, id_range: int = VOCABULARY
+) -> dict:
     """Train every model on the same batch, alternating their timed steps so that any load from other processes
     falls on all of them alike; returns {name: (tokens/s of the fastest step, parameter count)}."""
     keras.backend.clear_session()
@@ -112,8 +122,10 @@ def ablate(steps: int, warmup: int) -> None:
     for name, value in milliseconds.items():
         print(f"{name:<14} {value:7.0f} ms per step (float32, no jit)")
     full = milliseconds["full"]
-    print(f"vocabulary-sized work (output projection, softmax, loss, embeddings): ~{(full - milliseconds['vocabulary 64']) / full:.0%}"
-          f" of a step; the 3+3 layers: ~{(full - milliseconds['0+0 layers']) / full:.0%}")
+    print(
+        f"vocabulary-sized work (output projection, softmax, loss, embeddings): ~{(full - milliseconds['vocabulary 64']) / full:.0%}"
+        f" of a step; the 3+3 layers: ~{(full - milliseconds['0+0 layers']) / full:.0%}"
+    )
 
 
 def settings(preset: str, steps: int, warmup: int) -> None:
@@ -122,12 +134,18 @@ def settings(preset: str, steps: int, warmup: int) -> None:
     from apps.translate.config import TranslateConfig
 
     config = TranslateConfig.load(preset)
-    print(f"preset {preset!r} ({config.model}, {config.model_args}), vocabularies {VOCABULARY}, batch {BATCH} x "
-          f"length {LENGTH}, fastest of {steps} steps after {warmup} warmup steps")
+    print(
+        f"preset {preset!r} ({config.model}, {config.model_args}), vocabularies {VOCABULARY}, batch {BATCH} x "
+        f"length {LENGTH}, fastest of {steps} steps after {warmup} warmup steps"
+    )
     baseline = None
     for jit_compile in (False, True):
         for policy in ("float32", "mixed_bfloat16"):
-            build = {preset: lambda: app.build_model(config, VOCABULARY, VOCABULARY)}
+            # The policy goes to the model's constructor, as in training, and to the global policy this script sets.
+            policy_config = dataclasses.replace(config, mixed_precision=policy)
+            build = {
+                preset: lambda c=policy_config: app.APP.build_model(c, {"source": VOCABULARY, "target": VOCABULARY})
+            }
             rate, _ = tokens_per_second(build, policy, jit_compile, steps, warmup)[preset]
             baseline = baseline or rate
             print(f"jit {str(jit_compile):<5} {policy:<15} {rate:>8,.0f} tokens/s  {rate / baseline:.2f}x", flush=True)
@@ -136,13 +154,16 @@ def settings(preset: str, steps: int, warmup: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per row (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first, including compilation (default 2)")
     parser.add_argument(
-        "--warmup", type=int, default=2, help="untimed steps first, including compilation (default 2)"
+        "--ablate",
+        action="store_true",
+        help="instead: where a step of ours goes (full model, 64-token vocabulary, no layers)",
     )
-    parser.add_argument("--ablate", action="store_true",
-                        help="instead: where a step of ours goes (full model, 64-token vocabulary, no layers)")
-    parser.add_argument("--preset", help="instead: time a translate preset's model (e.g. lstm_attention) under each "
-                        "jit / dtype-policy setting")
+    parser.add_argument(
+        "--preset",
+        help="instead: time a translate preset's model (e.g. lstm_attention) under each jit / dtype-policy setting",
+    )
     args = parser.parse_args()
     if args.preset:
         settings(args.preset, args.steps, args.warmup)
@@ -166,7 +187,7 @@ def main() -> None:
             builders = {"keras-hub": keras_hub_transformer, "kerasllm": ours}
             results = tokens_per_second(builders, policy, jit_compile, args.steps, args.warmup)
             for name, (rate, params) in results.items():
-                flops = 6 * (params - 2 * (VOCABULARY + LENGTH) * D_MODEL) * rate
+                flops = 6 * (params - 2 * (VOCABULARY + LENGTH) * HIDDEN_DIM) * rate
                 ratio = f"{rate / results['keras-hub'][0]:.2f}x" if name == "kerasllm" else ""
                 print(
                     f"{name:<10} {str(jit_compile):<5} {policy:<15} {params:>10,} {rate:>10,.0f} "

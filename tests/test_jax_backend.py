@@ -27,7 +27,9 @@ SCRIPT = textwrap.dedent(
     source[1, 3:] = 0
     target[:, 0] = 2
     models = {
-        "transformer": Transformer(20, 20, 1, 1, d_model=16, num_heads=2, dff=32, max_length=8, normalize_first=True),
+        "transformer": Transformer(
+            20, 20, 1, 1, hidden_dim=16, num_heads=2, intermediate_dim=32, max_length=8, normalize_first=True
+        ),
         "lstm": LSTMSeq2Seq(20, 20, embedding_dim=8, units=16, attention="bahdanau", bidirectional_encoder=True),
     }
     for name, model in models.items():

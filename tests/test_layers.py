@@ -180,8 +180,12 @@ def test_feed_forward_gelu():
 def copy_attention(ours: layers.MultiHeadAttention, theirs: keras.layers.MultiHeadAttention) -> None:
     """Copy a Keras MHA's [d, heads, head_dim] projections into ours ([d, d], or concatenated when fused)."""
     d = ours.model_dim
-    q, k, v = (ops.convert_to_numpy(getattr(theirs, f"_{n}_dense").kernel).reshape(-1, d) for n in ("query", "key", "value"))
-    qb, kb, vb = (ops.convert_to_numpy(getattr(theirs, f"_{n}_dense").bias).reshape(d) for n in ("query", "key", "value"))
+    q, k, v = (
+        ops.convert_to_numpy(getattr(theirs, f"_{n}_dense").kernel).reshape(-1, d) for n in ("query", "key", "value")
+    )
+    qb, kb, vb = (
+        ops.convert_to_numpy(getattr(theirs, f"_{n}_dense").bias).reshape(d) for n in ("query", "key", "value")
+    )
     if ours.fused_qkv and not ours.is_cross_attention:
         ours.query_key_value_dense.set_weights([np.concatenate([q, k, v], 1), np.concatenate([qb, kb, vb])])
     else:
@@ -192,7 +196,9 @@ def copy_attention(ours: layers.MultiHeadAttention, theirs: keras.layers.MultiHe
             ours.key_dense.set_weights([k, kb])
             ours.value_dense.set_weights([v, vb])
     output = theirs._output_dense
-    ours.output_dense.set_weights([ops.convert_to_numpy(output.kernel).reshape(d, d), ops.convert_to_numpy(output.bias)])
+    ours.output_dense.set_weights(
+        [ops.convert_to_numpy(output.kernel).reshape(d, d), ops.convert_to_numpy(output.bias)]
+    )
 
 
 def copy_common(ours, theirs) -> None:
@@ -211,7 +217,7 @@ def test_encoder_layer_matches_keras_hub(fused_qkv):
     ours.build(x.shape)
     copy_attention(ours.self_attention, theirs._self_attention_layer)
     copy_common(ours, theirs)
-    np.testing.assert_allclose(ops.convert_to_numpy(ours(x, mask=mask)), expected, atol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(ours(x, padding_mask=mask)), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("fused_qkv", [True, False])
@@ -226,20 +232,20 @@ def test_decoder_layer_matches_keras_hub(fused_qkv):
     copy_attention(ours.cross_attention, theirs._cross_attention_layer)
     ours.cross_attention_layer_norm.set_weights(theirs._cross_attention_layer_norm.get_weights())
     copy_common(ours, theirs)
-    output = ours(x, memory, inputs_mask=decoder_mask, memory_mask=memory_mask)
+    output = ours(x, memory, padding_mask=decoder_mask, memory_padding_mask=memory_mask)
     np.testing.assert_allclose(ops.convert_to_numpy(output), ops.convert_to_numpy(expected), atol=1e-5)
 
 
 def test_pre_norm_decoder_layer_cache_and_precomputed_memory():
     layer = layers.TransformerDecoderLayer(num_heads=2, intermediate_dim=16, normalize_first=True, activation="gelu")
     x, memory, memory_mask = random_floats(2, 4, 8), random_floats(2, 5, 8), padding_mask([5, 3], 5)
-    full = ops.convert_to_numpy(layer(x, memory, memory_mask=memory_mask))
+    full = ops.convert_to_numpy(layer(x, memory, memory_padding_mask=memory_mask))
     memory_key_value = layer.cross_attention.project_key_value(memory)
     cache = (np.zeros((2, 4, 2, 4), "float32"),) * 2
     for index in range(4):
         step, cache = layer(
             x[:, index : index + 1],
-            memory_mask=memory_mask,
+            memory_padding_mask=memory_mask,
             cache=cache,
             cache_update_index=index,
             memory_key_value=memory_key_value,
@@ -255,20 +261,39 @@ def test_encoder_layer_propagates_the_keras_mask():
     np.testing.assert_array_equal(ops.convert_to_numpy(implicit._keras_mask), tokens != 0)
 
 
+def test_transformer_layers_read_absent_padding_masks_from_keras_masks():
+    embedding = layers.TokenAndPositionEmbedding(vocabulary_size=20, sequence_length=8, embedding_dim=8)
+    tokens, memory_tokens = np.array([[5, 6, 7, 8], [7, 8, 0, 0]]), np.array([[9, 10, 11], [12, 0, 0]])
+    hidden, memory = embedding(tokens), embedding(memory_tokens)
+    unmasked_memory = ops.convert_to_tensor(ops.convert_to_numpy(memory))  # the same values, no Keras mask
+    encoder_layer = layers.TransformerEncoderLayer(num_heads=2, intermediate_dim=16)
+    explicit = ops.convert_to_numpy(encoder_layer(memory, padding_mask=memory_tokens != 0))
+    np.testing.assert_allclose(ops.convert_to_numpy(encoder_layer(memory)), explicit, atol=1e-6)
+    assert not np.allclose(ops.convert_to_numpy(encoder_layer(unmasked_memory)), explicit, atol=1e-3)
+    decoder_layer = layers.TransformerDecoderLayer(num_heads=2, intermediate_dim=16)
+    explicit = ops.convert_to_numpy(
+        decoder_layer(hidden, memory, padding_mask=tokens != 0, memory_padding_mask=memory_tokens != 0)
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(decoder_layer(hidden, memory)), explicit, atol=1e-6)
+    assert not np.allclose(ops.convert_to_numpy(decoder_layer(hidden, unmasked_memory)), explicit, atol=1e-3)
+
+
 # --- Recurrent attention and the LSTM decoder -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("attention", [layers.LuongAttention("dot"), layers.LuongAttention("general"), layers.BahdanauAttention(6)])
+@pytest.mark.parametrize(
+    "attention", [layers.LuongAttention("dot"), layers.LuongAttention("general"), layers.BahdanauAttention(6)]
+)
 def test_recurrent_attention_masks_padding(attention):
     query, memory, mask = random_floats(2, 8), random_floats(2, 5, 8), padding_mask([5, 2], 5)
     attention.build(query.shape, memory.shape)
     keys = attention.project_keys(memory)
-    context, weights = attention(query, keys, memory, memory_mask=mask)
+    context, weights = attention(query, keys, memory, memory_padding_mask=mask)
     weights = ops.convert_to_numpy(weights)
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
     np.testing.assert_allclose(weights[1, 2:], 0.0)
     np.testing.assert_allclose(ops.convert_to_numpy(context), np.einsum("bs,bsd->bd", weights, memory), atol=1e-5)
-    _, all_padding = attention(query, keys, memory, memory_mask=np.zeros((2, 5), bool))
+    _, all_padding = attention(query, keys, memory, memory_padding_mask=np.zeros((2, 5), bool))
     assert np.isfinite(ops.convert_to_numpy(all_padding)).all()
 
 
@@ -282,11 +307,11 @@ def test_lstm_decoder_call_is_the_scanned_step(attention):
     decoder = layers.LSTMDecoder(units=8, num_layers=2, attention=attention)
     inputs, memory, mask = random_floats(2, 4, 6), random_floats(2, 5, 8), padding_mask([5, 3], 5)
     hidden, cell = random_floats(2, 2, 8), random_floats(2, 2, 8)
-    outputs = ops.convert_to_numpy(decoder(inputs, hidden, cell, memory, memory_mask=mask))
+    outputs = ops.convert_to_numpy(decoder(inputs, hidden, cell, memory, memory_padding_mask=mask))
     keys = None if decoder.attention is None else decoder.attention.project_keys(memory)
     state = (hidden, cell)
     for index in range(4):
-        step, state = decoder.cell.step(inputs[:, index], state, memory, keys, memory_mask=mask)
+        step, state = decoder.cell.step(inputs[:, index], state, memory, keys, memory_padding_mask=mask)
         np.testing.assert_allclose(ops.convert_to_numpy(step), outputs[:, index], atol=1e-5)
 
 
@@ -332,4 +357,8 @@ def test_lstm_decoder_round_trip(attention, tmp_path):
     inputs, hidden, cell, memory = (keras.Input(shape) for shape in [(None, 6), (1, 8), (1, 8), (None, 8)])
     outputs = layers.LSTMDecoder(units=8, attention=attention)(inputs, hidden, cell, memory)
     model = keras.Model((inputs, hidden, cell, memory), outputs)
-    round_trip(model, (random_floats(2, 4, 6), random_floats(2, 1, 8), random_floats(2, 1, 8), random_floats(2, 5, 8)), tmp_path)
+    round_trip(
+        model,
+        (random_floats(2, 4, 6), random_floats(2, 1, 8), random_floats(2, 1, 8), random_floats(2, 5, 8)),
+        tmp_path,
+    )

@@ -20,9 +20,9 @@ def tiny_transformer(**overrides) -> Transformer:
         target_vocabulary_size=TARGET_VOCABULARY,
         num_encoder_layers=2,
         num_decoder_layers=2,
-        d_model=16,
+        hidden_dim=16,
         num_heads=4,
-        dff=32,
+        intermediate_dim=32,
         dropout=0.1,
         max_length=16,
     )
@@ -47,7 +47,9 @@ MODELS = {
     "lstm": lambda: tiny_lstm(),
     "lstm-luong-dot-2layers": lambda: tiny_lstm(attention="luong_dot", num_layers=2),
     "lstm-luong-general-bidirectional": lambda: tiny_lstm(attention="luong_general", bidirectional_encoder=True),
-    "lstm-bahdanau-bidirectional-2layers": lambda: tiny_lstm(attention="bahdanau", bidirectional_encoder=True, num_layers=2),
+    "lstm-bahdanau-bidirectional-2layers": lambda: tiny_lstm(
+        attention="bahdanau", bidirectional_encoder=True, num_layers=2
+    ),
     # Two 8-unit directions make a 16-wide memory: "dot" attention works and no bridge is needed.
     "lstm-luong-dot-narrow-encoder-tied": lambda: tiny_lstm(
         attention="luong_dot", bidirectional_encoder=True, encoder_units=8, tie_output_embedding=True
@@ -148,7 +150,9 @@ def test_decode_step_in_a_compiled_while_loop(model):
             tokens = tf.argmax(step_logits, axis=-1, output_type=tf.int32)
             return index + 1, tokens, cache, outputs.write(index, tokens)
 
-        _, _, _, outputs = tf.while_loop(lambda index, *_: index < steps, body, (tf.constant(0), tokens, cache, outputs))
+        _, _, _, outputs = tf.while_loop(
+            lambda index, *_: index < steps, body, (tf.constant(0), tokens, cache, outputs)
+        )
         return tf.transpose(outputs.stack())
 
     compiled = tf.function(greedy, jit_compile=True)(tf.constant(source)).numpy()
@@ -160,7 +164,8 @@ def test_decode_step_in_a_compiled_while_loop(model):
 
 
 @pytest.mark.parametrize(
-    "name", ["transformer-prenorm-learned-tied", "lstm-bahdanau-bidirectional-2layers", "lstm-luong-dot-narrow-encoder-tied"]
+    "name",
+    ["transformer-prenorm-learned-tied", "lstm-bahdanau-bidirectional-2layers", "lstm-luong-dot-narrow-encoder-tied"],
 )
 def test_keras_round_trip(name, tmp_path):
     model = MODELS[name]()
@@ -188,8 +193,9 @@ def test_untied_copy_computes_the_same_logits(name, width, untied_name, tmp_path
     assert not copy.tie_output_embedding
     assert copy.output_projection.kernel.shape == (width, model.target_vocabulary_size)
     np.testing.assert_allclose(logits(copy, source, target), logits(model, source, target), atol=1e-5)
-    np.testing.assert_allclose(decode_with_cache(copy, source, target), decode_with_cache(model, source, target),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        decode_with_cache(copy, source, target), decode_with_cache(model, source, target), atol=1e-5
+    )
     copy.save(tmp_path / "untied.keras")  # the untied LSTM's bottleneck is part of its config
     restored = keras.saving.load_model(tmp_path / "untied.keras")
     np.testing.assert_array_equal(logits(restored, source, target), logits(copy, source, target))
@@ -207,7 +213,7 @@ def test_tied_lstm_logits_come_from_the_target_embedding():
 
 
 def test_summary_names_the_layers(capsys):
-    tiny_transformer().summary()
+    tiny_transformer().summary(expand_nested=True)  # the backbones' layers too
     tiny_lstm(attention="bahdanau", bidirectional_encoder=True).summary()
     printed = capsys.readouterr().out
     for name in ("encoder_layer_1", "decoder_layer_0", "output_projection", "LSTMDecoder", "bridge_hidden"):
@@ -236,7 +242,16 @@ def mixed_policy(request):
 
 
 @pytest.mark.parametrize("mixed_policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)
-@pytest.mark.parametrize("name", ["transformer-postnorm", "transformer-prenorm-learned-tied", "lstm-bahdanau-bidirectional-2layers", "lstm-luong-dot-2layers", "lstm-luong-dot-narrow-encoder-tied"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "transformer-postnorm",
+        "transformer-prenorm-learned-tied",
+        "lstm-bahdanau-bidirectional-2layers",
+        "lstm-luong-dot-2layers",
+        "lstm-luong-dot-narrow-encoder-tied",
+    ],
+)
 def test_mixed_precision_logits_are_float32_and_finite(mixed_policy, name):
     model = MODELS[name]()
     assert model.compute_dtype == mixed_policy.removeprefix("mixed_")
@@ -247,9 +262,20 @@ def test_mixed_precision_logits_are_float32_and_finite(mixed_policy, name):
     assert output.dtype == "float32" and np.isfinite(ops.convert_to_numpy(output)).all()
     encoder_state = model.encode(source)
     cache = model.init_cache(encoder_state, max_length=4)
-    step_logits, new_cache = model.decode_step(ops.convert_to_tensor(target[:, 0]), ops.convert_to_tensor(0), cache, encoder_state)
+    step_logits, new_cache = model.decode_step(
+        ops.convert_to_tensor(target[:, 0]), ops.convert_to_tensor(0), cache, encoder_state
+    )
     assert step_logits.dtype == "float32" and np.isfinite(ops.convert_to_numpy(step_logits)).all()
     assert [x.dtype for x in keras.tree.flatten(new_cache)] == [x.dtype for x in keras.tree.flatten(cache)]
+
+
+@pytest.mark.parametrize("make_model", [tiny_transformer, tiny_lstm])
+def test_a_dtype_argument_survives_a_round_trip(make_model, tmp_path):
+    model = make_model(dtype="mixed_bfloat16")
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert restored.dtype_policy.name == "mixed_bfloat16"
+    assert restored.decoder.compute_dtype == "bfloat16" and restored.encoder.compute_dtype == "bfloat16"
 
 
 @pytest.mark.parametrize("mixed_policy", ["mixed_float16"], indirect=True)
@@ -257,7 +283,9 @@ def test_mixed_precision_jit_training_step(mixed_policy):
     model = tiny_transformer(num_encoder_layers=1, num_decoder_layers=1)  # one layer each keeps XLA compile short
     source, target = batch()
     model.compile(
-        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), jit_compile=True
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        jit_compile=True,
     )
     history = model.fit((source, target), target, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
@@ -265,7 +293,7 @@ def test_mixed_precision_jit_training_step(mixed_policy):
 
 def test_cross_attention_scores_are_distributions_over_real_source_tokens():
     keras.utils.set_random_seed(0)
-    model = Transformer(20, 20, 1, 2, d_model=16, num_heads=2, dff=32, max_length=16)
+    model = Transformer(20, 20, 1, 2, hidden_dim=16, num_heads=2, intermediate_dim=32, max_length=16)
     source = np.array([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]], "int32")
     target = np.array([[2, 5, 6], [2, 7, 0]], "int32")
     scores = np.asarray(model.cross_attention_scores(source, target))

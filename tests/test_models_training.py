@@ -47,8 +47,15 @@ def fit_and_score(model: keras.Model, reverse: bool, epochs: int, learning_rate:
 def test_transformer_learns_to_reverse():
     keras.utils.set_random_seed(0)
     model = Transformer(
-        VOCABULARY, VOCABULARY, num_encoder_layers=1, num_decoder_layers=1, d_model=32, num_heads=4, dff=64,
-        dropout=0.0, max_length=16,
+        VOCABULARY,
+        VOCABULARY,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        hidden_dim=32,
+        num_heads=4,
+        intermediate_dim=64,
+        dropout=0.0,
+        max_length=16,
     )
     assert fit_and_score(model, reverse=True, epochs=80, learning_rate=3e-3) >= 0.99
 

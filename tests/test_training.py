@@ -8,9 +8,14 @@ import keras
 import numpy as np
 import pytest
 
-from kerasllm.training import (MaskedSparseCrossEntropy, MaskedTokenAccuracy, TrainingClock, TransformerSchedule,
-                               previous_best,
-                               training_callbacks)
+from kerasllm.training import (
+    MaskedSparseCrossEntropy,
+    MaskedTokenAccuracy,
+    TrainingClock,
+    TransformerSchedule,
+    previous_best,
+    training_callbacks,
+)
 
 
 def _batch():
@@ -53,10 +58,10 @@ def test_accuracy_ignores_padding():
 
 
 def test_schedule_warms_up_then_decays_as_the_paper_says():
-    schedule = TransformerSchedule(d_model=512, warmup_steps=4000)
+    schedule = TransformerSchedule(hidden_dim=512, warmup_steps=4000)
     rates = [float(schedule(step)) for step in (0, 1999, 3999, 15999)]
     assert rates[0] < rates[1] < rates[2]
-    assert rates[2] == pytest.approx(512 ** -0.5 * 4000 ** -0.5, rel=1e-5)
+    assert rates[2] == pytest.approx(512**-0.5 * 4000**-0.5, rel=1e-5)
     assert rates[3] == pytest.approx(rates[2] / 2, rel=1e-3)  # 4× the steps, half the rate
     assert TransformerSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
 
@@ -71,7 +76,9 @@ def test_clock_stops_before_the_budget_and_resumes_its_total(tmp_path):
     history = tmp_path / "history.csv"
     x, y = np.ones((8, 3)), np.ones((8, 1))
     model = _tiny_model()
-    model.fit(x, y, epochs=3, verbose=0, callbacks=[TrainingClock(history, None), keras.callbacks.CSVLogger(str(history))])
+    model.fit(
+        x, y, epochs=3, verbose=0, callbacks=[TrainingClock(history, None), keras.callbacks.CSVLogger(str(history))]
+    )
     with history.open() as handle:
         first = [float(row["elapsed_seconds"]) for row in csv.DictReader(handle)]
     assert len(first) == 3 and first == sorted(first)
@@ -100,8 +107,14 @@ def test_killed_run_resumes_from_backup(tmp_path):
             self.weights = [w.copy() for w in self.model.get_weights()]
 
     resumed, start = _tiny_model(), StartingWeights()
-    run = resumed.fit(x, y, epochs=4, verbose=0, callbacks=training_callbacks(
-        tmp_path, monitor="loss", early_stopping_patience=None, tensorboard=False) + [start])
+    run = resumed.fit(
+        x,
+        y,
+        epochs=4,
+        verbose=0,
+        callbacks=training_callbacks(tmp_path, monitor="loss", early_stopping_patience=None, tensorboard=False)
+        + [start],
+    )
     assert len(run.history["loss"]) == 2, "epochs 1-2 were done: only 3-4 remain"
     for restored, crashed in zip(start.weights, weights_at_crash):
         np.testing.assert_allclose(restored, crashed)
@@ -122,8 +135,13 @@ def test_resumed_run_keeps_its_best_checkpoint_and_patience(tmp_path):
     x, y = np.random.default_rng(0).normal(size=(16, 3)), np.ones((16, 1))
     # The interrupted run: its best loss (0.0) cannot be beaten, and it came 2 epochs ago.
     (tmp_path / "history.csv").write_text("epoch,elapsed_seconds,loss\n0,1.0,0.0\n1,2.0,5.0\n2,3.0,5.0\n")
-    run = _tiny_model().fit(x, y, epochs=10, verbose=0, callbacks=training_callbacks(
-        tmp_path, monitor="loss", early_stopping_patience=3, tensorboard=False))
+    run = _tiny_model().fit(
+        x,
+        y,
+        epochs=10,
+        verbose=0,
+        callbacks=training_callbacks(tmp_path, monitor="loss", early_stopping_patience=3, tensorboard=False),
+    )
     assert not (tmp_path / "best.keras").exists(), "a worse epoch overwrote the best checkpoint"
     # wait starts at 2: 3 after this session's first epoch (Keras never stops on epoch 0), 4 after the second.
     # Without the carried-over history the first epoch would count as an improvement and 4 would run.
@@ -135,7 +153,14 @@ def test_learning_rate_decays_on_a_plateau(tmp_path):
     x, y = np.zeros((8, 3)), np.zeros((8, 1))
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, kernel_initializer="zeros")])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    model.fit(x, y, epochs=4, verbose=0, callbacks=training_callbacks(
-        tmp_path, monitor="loss", early_stopping_patience=None, tensorboard=False, lr_decay_patience=1))
+    model.fit(
+        x,
+        y,
+        epochs=4,
+        verbose=0,
+        callbacks=training_callbacks(
+            tmp_path, monitor="loss", early_stopping_patience=None, tensorboard=False, lr_decay_patience=1
+        ),
+    )
     # Epoch 0 sets the best; epochs 1, 2 and 3 do not improve on it: three halvings.
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.5**3)

@@ -6,6 +6,7 @@ from kerasllm.layers.embeddings import TokenAndPositionEmbedding, tied_logits
 from kerasllm.layers.feed_forward import FeedForward
 from kerasllm.layers.lstm_decoder import LSTMDecoder, LSTMDecoderCell
 from kerasllm.layers.positions import LearnedPositionEmbedding, SinusoidalPositionEncoding
+from kerasllm.layers.recurrent import RNNEncoder
 from kerasllm.layers.recurrent_attention import BahdanauAttention, LuongAttention
 from kerasllm.layers.transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
@@ -18,6 +19,7 @@ __all__ = [
     "LearnedPositionEmbedding",
     "LuongAttention",
     "MultiHeadAttention",
+    "RNNEncoder",
     "SinusoidalPositionEncoding",
     "TokenAndPositionEmbedding",
     "TransformerDecoderLayer",

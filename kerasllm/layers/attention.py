@@ -210,9 +210,9 @@ class MultiHeadAttention(keras.layers.Layer):
         query, key, value = (ops.cast(x, "float32") for x in (query, key, value))
         # A decoding step (one query against a cache or precomputed memory) takes the written-out path too:
         # Keras's TensorFlow dot_product_attention contracts the probabilities with the values as
-        # einsum("BNTS,BSNH->BTNH"), which TF's CPU kernel runs about 4x slower than the transposes and batch
-        # matmul below once the batch is above 1 (131 vs 33 us for a beam of 4 over 55 positions), and that
-        # einsum cost ~8% of a beam-4 search in the SavedModel. A single query gains nothing from a fused kernel.
+        # einsum("BNTS,BSNH->BTNH"), which TF's CPU kernel runs several times slower than the transposes and
+        # batch matmul below once the batch is above 1 (bench/README.md, "A decoding step's attention"). A single
+        # query gains nothing from a fused kernel.
         decoding_step = cache is not None or precomputed_key_value is not None
         if return_attention_scores or (training and self.attention_dropout > 0) or decoding_step:
             output, scores = self._attention_with_scores(query, key, value, bias, training)

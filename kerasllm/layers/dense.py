@@ -30,8 +30,8 @@ class Dense(keras.layers.Dense):
     Same weights, config and outputs as `keras.layers.Dense`. Why not that layer itself: on TensorFlow,
     Keras multiplies a [B, T, D] input by the kernel with `tf.tensordot`, which wraps the MatMul in about
     ten run-time shape ops when B is unknown, as in a SavedModel. At a decoding step (batch 1 or one beam)
-    those ops cost more than the MatMul (80 vs 48 us per [1, 1, 256] x [256, 768] projection in a TF graph
-    loop), and a Transformer decoder step runs six projections per layer.
+    those ops cost more than the MatMul (bench/README.md), and a Transformer decoder step runs six projections
+    per layer.
 
     Args:
         units, activation, use_bias, ...: as `keras.layers.Dense`.

@@ -15,9 +15,8 @@ def tied_logits(embedding: keras.layers.ReversibleEmbedding, hidden: Any) -> Any
     """Float32 logits `hidden @ E^T` from a tied embedding E [V, D], as `embedding(hidden, reverse=True)`.
 
     For one decoding step (`hidden` [B, D]) this computes (E hidden^T)^T, which reads E in its stored layout:
-    `hidden @ E^T` becomes a MatMul with a transposed right operand, which TF's CPU kernel runs so slowly at a
-    few rows that it cost a third of a beam-4 step on an AVX2 CPU (bench/README.md). Other ranks use the
-    layer's own path.
+    `hidden @ E^T` becomes a MatMul with a transposed right operand, which TF's CPU kernel runs very slowly at
+    a few rows (figures in bench/README.md). Other ranks use the layer's own path.
     """
     if len(hidden.shape) != 2:
         return embedding(hidden, reverse=True)

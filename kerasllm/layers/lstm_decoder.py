@@ -30,10 +30,10 @@ class LSTMDecoderCell(keras.layers.Layer):
       embedding (Bahdanau et al., 2015, §3.1); the output uses the same W_c combination.
 
     As a Keras RNN cell it runs `recurrent_step` with states `[hidden, cell]`, or with Bahdanau attention the
-    whole `step` with states `[hidden, cell, memory, memory_keys, memory_mask]`: Keras 3 cells take no constants,
-    so the encoder memory rides along as states that every step returns unchanged (TensorFlow's while-loop
-    gradient treats such loop invariants as captures, not per-step values). Luong attention needs no memory in
-    the scan: `LSTMDecoder` applies `luong_output` to all steps after it.
+    whole `step` with states `[hidden, cell, memory, memory_keys, memory_padding_mask]`: Keras 3 cells take no
+    constants, so the encoder memory rides along as states that every step returns unchanged (TensorFlow's
+    while-loop gradient treats such loop invariants as captures, not per-step values). Luong attention needs no
+    memory in the scan: `LSTMDecoder` applies `luong_output` to all steps after it.
 
     Args:
         units: int, the LSTM size (all layers).
@@ -93,7 +93,7 @@ class LSTMDecoderCell(keras.layers.Layer):
         state: tuple[Any, Any],
         memory: Any = None,
         memory_keys: Any = None,
-        memory_mask: Any = None,
+        memory_padding_mask: Any = None,
     ) -> tuple[Any, tuple[Any, Any]]:
         """One decoding step.
 
@@ -101,18 +101,18 @@ class LSTMDecoderCell(keras.layers.Layer):
             inputs: [B, E] embedded input token.
             state: `(hidden, cell)`, each [B, num_layers, units].
             memory: [B, S, D_m] encoder outputs; memory_keys: `self.attention.project_keys(memory)`;
-            memory_mask: boolean [B, S].
+            memory_padding_mask: boolean [B, S].
 
         Returns:
             `(output [B, units], (hidden, cell))`.
         """
         if self.attention_type == "bahdanau":
-            context, _ = self.attention(state[0][:, -1], memory_keys, memory, memory_mask=memory_mask)
+            context, _ = self.attention(state[0][:, -1], memory_keys, memory, memory_padding_mask=memory_padding_mask)
             x, state = self.recurrent_step(ops.concatenate([inputs, context], axis=-1), state)
             return self.attention_combine(ops.concatenate([context, x], axis=-1)), state
         x, state = self.recurrent_step(inputs, state)
         if self.attention is not None:
-            x = self.luong_output(x, memory, memory_keys, memory_mask)
+            x = self.luong_output(x, memory, memory_keys, memory_padding_mask)
         return x, state
 
     def recurrent_step(self, inputs: Any, state: tuple[Any, Any]) -> tuple[Any, tuple[Any, Any]]:
@@ -126,13 +126,13 @@ class LSTMDecoderCell(keras.layers.Layer):
             new_cell.append(c)
         return x, (ops.stack(new_hidden, axis=1), ops.stack(new_cell, axis=1))
 
-    def luong_output(self, top_hidden: Any, memory: Any, memory_keys: Any, memory_mask: Any = None) -> Any:
+    def luong_output(self, top_hidden: Any, memory: Any, memory_keys: Any, memory_padding_mask: Any = None) -> Any:
         """h~_t = tanh(W_c [c_t; h_t]) for the top LSTM state(s) h_t, [B, units] or [B, T, units] (Luong only).
 
         Luong attention (without input feeding) depends on h_t alone, so `LSTMDecoder` applies this to all T
         steps at once after the recurrent scan, where decoding applies it one step at a time.
         """
-        context, _ = self.attention(top_hidden, memory_keys, memory, memory_mask=memory_mask)
+        context, _ = self.attention(top_hidden, memory_keys, memory, memory_padding_mask=memory_padding_mask)
         return self.attention_combine(ops.concatenate([context, top_hidden], axis=-1))
 
     def call(self, inputs: Any, states: list[Any]) -> tuple[Any, list[Any]]:
@@ -140,9 +140,13 @@ class LSTMDecoderCell(keras.layers.Layer):
         described in the class docstring."""
         hidden, cell, *constants = states
         if constants:
-            memory, memory_keys, memory_mask = constants
+            memory, memory_keys, memory_padding_mask = constants
             output, (hidden, cell) = self.step(
-                inputs, (hidden, cell), memory, memory_keys, memory_mask=ops.cast(memory_mask, "bool")
+                inputs,
+                (hidden, cell),
+                memory,
+                memory_keys,
+                memory_padding_mask=ops.cast(memory_padding_mask, "bool"),
             )
         else:
             output, (hidden, cell) = self.recurrent_step(inputs, (hidden, cell))
@@ -169,7 +173,7 @@ class LSTMDecoder(keras.layers.Layer):
         inputs: [B, T, E] embedded decoder inputs.
         initial_hidden, initial_cell: [B, num_layers, units] initial LSTM states (e.g. from the encoder).
         memory: [B, S, D_m] encoder outputs (needed with attention).
-        memory_mask: boolean [B, S], True for real source tokens.
+        memory_padding_mask: boolean [B, S], True for real source tokens.
 
     Returns:
         [B, T, units] decoder outputs.
@@ -209,19 +213,20 @@ class LSTMDecoder(keras.layers.Layer):
         initial_hidden: Any,
         initial_cell: Any,
         memory: Any = None,
-        memory_mask: Any = None,
+        memory_padding_mask: Any = None,
     ) -> Any:
         states = [initial_hidden, initial_cell]
         if self.attention is None:
             return self.rnn(inputs, initial_state=states)
-        if memory_mask is None:
-            memory_mask = ops.ones(ops.shape(memory)[:2], dtype="bool")
+        if memory_padding_mask is None:
+            memory_padding_mask = ops.ones(ops.shape(memory)[:2], dtype="bool")
         memory_keys = self.attention.project_keys(memory)
         if self.attention_type == "bahdanau":  # the context feeds the recurrence: attend inside the scan
-            return self.rnn(inputs, initial_state=states + [memory, memory_keys, memory_mask])
+            return self.rnn(inputs, initial_state=states + [memory, memory_keys, memory_padding_mask])
         # Luong: scan the LSTMs alone, then attend from all steps at once (batched matmuls, not T small ones
-        # inside the loop; same maths as `step`): 1.28x the training tokens/s of the 512-unit model on CPU.
-        return self.cell.luong_output(self.rnn(inputs, initial_state=states), memory, memory_keys, memory_mask)
+        # inside the loop; same maths as `step`), which trains faster on CPU (apps/translate/README.md).
+        outputs = self.rnn(inputs, initial_state=states)
+        return self.cell.luong_output(outputs, memory, memory_keys, memory_padding_mask)
 
     def compute_output_shape(self, inputs_shape: tuple, *args: Any) -> tuple:
         return tuple(inputs_shape[:-1]) + (self.units,)

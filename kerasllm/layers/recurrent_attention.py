@@ -33,7 +33,7 @@ class _RecurrentAttention(keras.layers.Layer):
         """Scores [B, T, S] of [B, T, D_q] queries against the projected keys."""
         raise NotImplementedError
 
-    def call(self, query: Any, keys: Any, memory: Any, memory_mask: Any = None) -> tuple[Any, Any]:
+    def call(self, query: Any, keys: Any, memory: Any, memory_padding_mask: Any = None) -> tuple[Any, Any]:
         """Returns (context [B, D_memory], alignment weights [B, S] in float32) for a [B, D_q] query, or
         ([B, T, D_memory], [B, T, S]) for [B, T, D_q] queries: T steps' attention in one batched matmul."""
         single_step = len(query.shape) == 2
@@ -41,8 +41,8 @@ class _RecurrentAttention(keras.layers.Layer):
             query = ops.expand_dims(query, 1)
         # float32 softmax whatever the compute dtype; a finite fill keeps an all-padding source NaN-free.
         scores = ops.cast(self.score(query, keys), "float32")
-        if memory_mask is not None:
-            scores = ops.where(ops.expand_dims(memory_mask, 1), scores, MASKED_LOGIT)
+        if memory_padding_mask is not None:
+            scores = ops.where(ops.expand_dims(memory_padding_mask, 1), scores, MASKED_LOGIT)
         weights = ops.softmax(scores, axis=-1)
         context = ops.einsum("bts,bsd->btd", ops.cast(weights, memory.dtype), memory)
         return (context[:, 0], weights[:, 0]) if single_step else (context, weights)
@@ -60,7 +60,7 @@ class LuongAttention(_RecurrentAttention):
     Call arguments:
         query: [B, D_q] decoder state, or [B, T, D_q] states of T steps; keys: `project_keys(memory)`;
             memory: [B, S, D_m] encoder outputs;
-        memory_mask: boolean [B, S], True for real source tokens.
+        memory_padding_mask: boolean [B, S], True for real source tokens.
 
     Example:
 
@@ -113,7 +113,7 @@ class BahdanauAttention(_RecurrentAttention):
 
     Call arguments:
         query: [B, D_q] previous decoder state; keys: `project_keys(memory)` = U_a h_j; memory: [B, S, D_m];
-        memory_mask: boolean [B, S], True for real source tokens.
+        memory_padding_mask: boolean [B, S], True for real source tokens.
 
     Example:
 

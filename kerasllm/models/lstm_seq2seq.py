@@ -10,7 +10,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasllm.layers import Dense, LSTMDecoder, tied_logits
+from kerasllm.layers import Dense, LSTMDecoder, RNNEncoder, tied_logits
 from kerasllm.layers.lstm_decoder import ATTENTION_TYPES
 from kerasllm.models.untie import untied_copy
 
@@ -19,19 +19,19 @@ from kerasllm.models.untie import untied_copy
 class LSTMSeq2Seq(keras.Model):
     """LSTM encoder-decoder: the encoder's final states initialize the decoder, trained with teacher forcing.
 
-    The encoder is masked (token id 0 is padding), so its final states are those of each sequence's last real
-    token, and attention never looks at padding. With `bidirectional_encoder`, each encoder layer reads both ways
-    and its final states are the forward and backward ones concatenated; a Dense "bridge" maps encoder states to
-    the decoder size when the widths differ. The output logits are float32 and carry the decoder mask
-    `decoder_inputs != 0` as a Keras mask.
+    The encoder is an `RNNEncoder`: masked (token id 0 is padding), so its final states are those of each
+    sequence's last real token, and attention never looks at padding. With `bidirectional_encoder`, each encoder
+    layer reads both ways and its final states are the forward and backward ones concatenated; a Dense "bridge"
+    maps encoder states to the decoder size when the widths differ. The output logits are float32 and carry the
+    decoder mask `decoder_inputs != 0` as a Keras mask.
 
     Dropout is applied to the embeddings, between encoder layers and to the decoder outputs, not inside the
     recurrence.
 
     With `tie_output_embedding`, a linear layer maps the decoder output to `embedding_dim` and the logits are its
     product with the target embedding matrix (Press & Wolf, 2017; Inan et al., 2017): on a corpus as small as
-    Multi30K the shared matrix generalizes better, and the [units x vocabulary] output matmul, a quarter of a
-    training step's FLOPs at 512 units, shrinks to [embedding_dim x vocabulary].
+    Multi30K the shared matrix generalizes better, and the [units x vocabulary] output matmul, a large share of a
+    training step's FLOPs, shrinks to [embedding_dim x vocabulary].
 
     Args:
         source_vocabulary_size: int, the number of source token ids.
@@ -87,8 +87,10 @@ class LSTMSeq2Seq(keras.Model):
         memory_width = 2 * encoder_units if bidirectional_encoder else encoder_units
         output_bottleneck = tie_output_embedding if output_bottleneck is None else output_bottleneck
         if tie_output_embedding and not output_bottleneck:
-            raise ValueError("tie_output_embedding needs output_bottleneck: the tied logits are computed from "
-                             "an embedding_dim-wide vector.")
+            raise ValueError(
+                "tie_output_embedding needs output_bottleneck: the tied logits are computed from "
+                "an embedding_dim-wide vector."
+            )
         if attention == "luong_dot" and memory_width != units:
             raise ValueError(
                 f'attention="luong_dot" needs a memory as wide as the decoder ({memory_width} != {units} units); '
@@ -96,8 +98,15 @@ class LSTMSeq2Seq(keras.Model):
             )
 
         # === Layers ===
-        self.source_embedding = keras.layers.Embedding(
-            source_vocabulary_size, embedding_dim, mask_zero=True, dtype=dtype, name="source_embedding"
+        self.encoder = RNNEncoder(
+            encoder_units,
+            vocabulary_size=source_vocabulary_size,
+            embedding_dim=embedding_dim,
+            num_layers=num_layers,
+            bidirectional=bidirectional_encoder,
+            dropout=dropout,
+            dtype=dtype,
+            name="encoder",
         )
         embedding_args = dict(mask_zero=True, dtype=dtype, name="target_embedding")
         if tie_output_embedding:  # reverse=True computes the tied logits, in float32 for the softmax and the loss
@@ -107,14 +116,6 @@ class LSTMSeq2Seq(keras.Model):
         else:  # a plain Embedding keeps the checkpoints of untied models loadable
             self.target_embedding = keras.layers.Embedding(target_vocabulary_size, embedding_dim, **embedding_args)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")
-        self.encoder_layers = []
-        for index in range(num_layers):
-            lstm = keras.layers.LSTM(
-                encoder_units, return_sequences=True, return_state=True, dtype=dtype, name=f"encoder_lstm_{index}"
-            )
-            if bidirectional_encoder:
-                lstm = keras.layers.Bidirectional(lstm, dtype=dtype, name=f"encoder_bidirectional_{index}")
-            self.encoder_layers.append(lstm)
         self.bridge_hidden = self.bridge_cell = None
         if memory_width != units:
             self.bridge_hidden = Dense(units, dtype=dtype, name="bridge_hidden")
@@ -124,9 +125,7 @@ class LSTMSeq2Seq(keras.Model):
         if output_bottleneck:
             self.output_bottleneck = Dense(embedding_dim, dtype=dtype, name="output_bottleneck")
         if not tie_output_embedding:  # float32 under any policy: the logits feed the softmax and the loss.
-            self.output_projection = Dense(
-                target_vocabulary_size, dtype="float32", name="output_projection"
-            )
+            self.output_projection = Dense(target_vocabulary_size, dtype="float32", name="output_projection")
 
         # === Functional model ===
         encoder_tokens = keras.Input(shape=(None,), dtype="int32", name="encoder_tokens")
@@ -138,10 +137,12 @@ class LSTMSeq2Seq(keras.Model):
             hidden,
             cell,
             memory,
-            memory_mask=encoder_padding_mask,
+            memory_padding_mask=encoder_padding_mask,
         )
         logits = self._logits(self.dropout_layer(outputs))
         super().__init__(inputs=(encoder_tokens, decoder_tokens), outputs=logits, dtype=dtype, **kwargs)
+        if dtype is not None:  # keras.Model's functional constructor ignores dtype: keep it for the config
+            self.dtype_policy = dtype
 
         # === Config ===
         self.source_vocabulary_size = source_vocabulary_size
@@ -155,25 +156,15 @@ class LSTMSeq2Seq(keras.Model):
         self.dropout = dropout
         self.tie_output_embedding = tie_output_embedding
 
-    def untied(self) -> "LSTMSeq2Seq":
+    def untied(self) -> LSTMSeq2Seq:
         """The same function with the output projection as its own [embedding_dim, V] kernel, E^T, after the same
-        bottleneck; for serving (`export_translator` calls it; see `kerasllm.models.untie.untied_copy`). A model
+        bottleneck; for serving (`kerasllm.export.serving_copy` calls it; see `kerasllm.models.untie.untied_copy`). A model
         that is not tied is returned as it is."""
         return untied_copy(self, self.target_embedding, output_bottleneck=True)
 
     def _encode(self, encoder_tokens: Any, padding_mask: Any, training: bool | None) -> tuple[Any, Any, Any]:
         """Returns the memory [B, S, D_m] and the decoder's initial hidden and cell states [B, num_layers, units]."""
-        memory = self.source_embedding(encoder_tokens)
-        hiddens, cells = [], []
-        for lstm in self.encoder_layers:
-            # The mask makes padded steps carry the state over, so the final state is the last real token's.
-            memory, *states = lstm(self.dropout_layer(memory, training=training), mask=padding_mask, training=training)
-            if isinstance(lstm, keras.layers.Bidirectional):
-                forward_h, forward_c, backward_h, backward_c = states
-                states = [ops.concatenate([forward_h, backward_h], -1), ops.concatenate([forward_c, backward_c], -1)]
-            hiddens.append(states[0])
-            cells.append(states[1])
-        hidden, cell = ops.stack(hiddens, axis=1), ops.stack(cells, axis=1)
+        memory, (hidden, cell) = self.encoder(encoder_tokens, padding_mask=padding_mask, training=training)
         if self.bridge_hidden is not None:
             hidden, cell = self.bridge_hidden(hidden), self.bridge_cell(cell)
         return memory, hidden, cell
@@ -238,7 +229,7 @@ class LSTMSeq2Seq(keras.Model):
             (cache["hidden"], cache["cell"]),
             encoder_state["memory"],
             encoder_state.get("memory_keys"),
-            memory_mask=encoder_state["padding_mask"],
+            memory_padding_mask=encoder_state["padding_mask"],
         )
         return self._logits(output), {"hidden": hidden, "cell": cell}
 
@@ -261,5 +252,5 @@ class LSTMSeq2Seq(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> "LSTMSeq2Seq":
+    def from_config(cls, config: dict) -> LSTMSeq2Seq:
         return cls(**config)

@@ -13,8 +13,8 @@ def untied_copy(model: keras.Model, embedding: keras.layers.Embedding, **config:
     a model that is not tied is returned as it is.
 
     For serving. A tied decoding step multiplies h by E [V, D] read across its rows, which TF's CPU MatMul
-    runs about twice as slowly as h W with W stored [D, V] (226 vs 364 us at batch 1, 436 vs 904 us for a
-    beam of 4, V = 6,104, D = 256; bench/README.md): the copy answers sooner for one more V x D matrix.
+    runs much more slowly than h W with W stored [D, V] (figures in bench/README.md): the copy answers sooner
+    for one more V x D matrix.
 
     Args:
         model: a model whose config takes `tie_output_embedding` and whose untied form has a Dense

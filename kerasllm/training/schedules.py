@@ -8,13 +8,13 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class TransformerSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """lrate = scale · d_model^-0.5 · min(step^-0.5, step · warmup_steps^-1.5).
+    """lrate = scale · hidden_dim^-0.5 · min(step^-0.5, step · warmup_steps^-1.5).
 
     Linear warmup for `warmup_steps`, then inverse-square-root decay. `scale` (1.0 in the paper)
     lets small models and small batches use a larger peak without changing the shape.
 
     Args:
-        d_model: model width.
+        hidden_dim: the model width (the paper's d_model).
         warmup_steps: steps of linear warmup (4000 in the paper).
         scale: multiplier on the whole curve.
 
@@ -22,15 +22,15 @@ class TransformerSchedule(keras.optimizers.schedules.LearningRateSchedule):
     >>> optimizer = keras.optimizers.Adam(TransformerSchedule(512), beta_1=0.9, beta_2=0.98, epsilon=1e-9)
     """
 
-    def __init__(self, d_model: int, warmup_steps: int = 4000, scale: float = 1.0):
-        self.d_model = d_model
+    def __init__(self, hidden_dim: int, warmup_steps: int = 4000, scale: float = 1.0):
+        self.hidden_dim = hidden_dim
         self.warmup_steps = warmup_steps
         self.scale = scale
 
     def __call__(self, step):
         step = ops.cast(step, "float32") + 1.0  # Keras counts from 0; the formula from 1.
-        decay = ops.minimum(ops.rsqrt(step), step * self.warmup_steps ** -1.5)
-        return self.scale * self.d_model ** -0.5 * decay
+        decay = ops.minimum(ops.rsqrt(step), step * self.warmup_steps**-1.5)
+        return self.scale * self.hidden_dim**-0.5 * decay
 
     def get_config(self) -> dict:
-        return {"d_model": self.d_model, "warmup_steps": self.warmup_steps, "scale": self.scale}
+        return {"hidden_dim": self.hidden_dim, "warmup_steps": self.warmup_steps, "scale": self.scale}
