@@ -40,8 +40,10 @@ SENTENCE = "A young man in a red jacket is standing next to a blue car on a busy
 
 def no_cache_decoder(model: keras.Model):
     """The TF tutorial's loop: every step re-runs encoder and decoder over the whole prefix."""
-    step = tf.function(lambda source, prefix: model((source, prefix), training=False)[:, -1],
-                       input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+    step = tf.function(
+        lambda source, prefix: model((source, prefix), training=False)[:, -1],
+        input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2,
+    )
 
     def decode(source, new_tokens: int):
         prefix = tf.fill([tf.shape(source)[0], 1], START_ID)
@@ -88,29 +90,38 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens to generate per sequence (default 64)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per row; the fastest counts")
     parser.add_argument("--latency-calls", type=int, default=50, help="SavedModel calls for p50/p99")
-    parser.add_argument("--intra-op-threads", type=int, default=0,
-                        help="threads per op (0: TensorFlow's default, one per core); 1 mirrors "
-                             "tensorflow_model_server --tensorflow_intra_op_parallelism=1")
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=0,
+        help="threads per op (0: TensorFlow's default, one per core); 1 mirrors "
+        "tensorflow_model_server --tensorflow_intra_op_parallelism=1",
+    )
     args = parser.parse_args()
     # Must precede any TensorFlow op. At batch 1 every op is tiny, so splitting one across threads costs
     # more in hand-offs than it saves.
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
 
     if args.run:
-        model, source_tokenizer, target_tokenizer, config, _ = app.load_run(args.run)
-        source_row = source_tokenizer.tokenize([SENTENCE]).to_tensor().numpy()
+        run = app.load_run(args.run)
+        model, config = run.model, run.config
+        source_row = run.tokenizers["source"].tokenize([SENTENCE]).to_tensor().numpy()
     else:
         config = TranslateConfig.load("transformer")
         keras.utils.set_random_seed(0)
-        model = app.build_model(config, 6000, 6000)
+        model = app.APP.build_model(config, {"source": 6000, "target": 6000})
         source_row = np.random.default_rng(0).integers(4, 6000, size=(1, 24)).astype("int32")
     trained = "/".join(sorted(layer_dtype_policies(model)))
     print(f"CPU: {cpu_description()}; intra-op threads: {args.intra_op_threads or 'default'}")
-    print(f"model: {model.count_params():,} params ({'trained run ' + args.run if args.run else 'random weights'}); "
-          f"layer dtype policies {trained}; source of {source_row.shape[1]} tokens; "
-          f"up to {args.new_tokens} new tokens; greedy; fastest of {args.repeats}")
+    print(
+        f"model: {model.count_params():,} params ({'trained run ' + args.run if args.run else 'random weights'}); "
+        f"layer dtype policies {trained}; source of {source_row.shape[1]} tokens; "
+        f"up to {args.new_tokens} new tokens; greedy; fastest of {args.repeats}"
+    )
     max_length = args.new_tokens + 1
-    options = dict(max_length=max_length, length_ratio=0.0, length_offset=args.new_tokens)
+    options = dict(
+        max_length=max_length, length_ratio=0.0, length_offset=args.new_tokens, start_id=START_ID, end_id=END_ID
+    )
     cached_xla = compile_search(greedy_search, model, jit_compile=True, **options)
     cached_graph = compile_search(greedy_search, model, jit_compile=False, static_shapes=False, **options)
     baseline = no_cache_decoder(model)
@@ -119,9 +130,11 @@ def main() -> None:
     for batch in (1, 32):
         source = tf.constant(np.repeat(source_row, batch, axis=0))
         rows = {}
-        for name, run in (("no cache (re-run prefix, TF tutorial)", lambda: baseline(source, args.new_tokens)),
-                          ("cached loop, graph (as exported)", lambda: cached_graph(source)["tokens"]),
-                          ("cached loop, XLA-compiled", lambda: cached_xla(source)["tokens"])):
+        for name, run in (
+            ("no cache (re-run prefix, TF tutorial)", lambda source=source: baseline(source, args.new_tokens)),
+            ("cached loop, graph (as exported)", lambda source=source: cached_graph(source)["tokens"]),
+            ("cached loop, XLA-compiled", lambda source=source: cached_xla(source)["tokens"]),
+        ):
             tokens = np.asarray(run())  # warm-up: tracing and compilation are not timed
             generated = int((tokens != PAD_ID).sum())
             rows[name] = (generated, best_of(run, args.repeats))
@@ -139,8 +152,10 @@ def main() -> None:
     rows = [("float32 (default export)", beam, "float32"), ("float32 (default export)", greedy, "float32")]
     if trained != "float32":  # a float32-trained run (the LSTM presets) would repeat the first row
         rows.insert(0, (f"as trained ({trained})", beam, None))
-    print(f"\nSavedModel latency, {len(SENTENCE.split())}-word sentence, batch 1, {args.latency_calls} calls "
-          "(graph mode, as TF Serving runs it):")
+    print(
+        f"\nSavedModel latency, {len(SENTENCE.split())}-word sentence, batch 1, {args.latency_calls} calls "
+        "(graph mode, as TF Serving runs it):"
+    )
     with tempfile.TemporaryDirectory() as base:
         for policy, decoding, serving_dtype in rows:
             version = app.export(args.run, base, decoding=decoding, serving_dtype=serving_dtype)
@@ -152,8 +167,10 @@ def main() -> None:
                 serve(text=text)["translations"].numpy()
                 latencies.append(1000 * (time.perf_counter() - start))
             quantiles = statistics.quantiles(latencies, n=100)
-            print(f"  {decoding['search']:<6} {policy:<28} p50 {quantiles[49]:6.1f} ms  p99 {quantiles[98]:6.1f} ms  "
-                  f"-> {output!r}")
+            print(
+                f"  {decoding['search']:<6} {policy:<28} p50 {quantiles[49]:6.1f} ms  p99 {quantiles[98]:6.1f} ms  "
+                f"-> {output!r}"
+            )
 
 
 if __name__ == "__main__":

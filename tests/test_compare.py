@@ -9,9 +9,24 @@ import pytest
 from apps.cli import main
 from apps.compare.runner import LENGTH_BUCKETS, bleu_by_length, bucket_of
 
-MODEL_FIELDS = {"label", "preset", "parameters", "epochs", "training_seconds", "best_epoch", "best_elapsed_seconds",
-                "best_val_loss", "val", "test", "training_tokens_per_second", "run_tokens_per_second",
-                "decode_tokens_per_second", "training_peak_rss_mb", "bleu_by_source_length", "history"}
+MODEL_FIELDS = {
+    "label",
+    "preset",
+    "parameters",
+    "epochs",
+    "training_seconds",
+    "best_epoch",
+    "best_elapsed_seconds",
+    "best_val_loss",
+    "val",
+    "test",
+    "training_tokens_per_second",
+    "run_tokens_per_second",
+    "decode_tokens_per_second",
+    "training_peak_rss_mb",
+    "bleu_by_source_length",
+    "history",
+}
 
 
 def test_length_buckets_cover_every_length():
@@ -27,8 +42,21 @@ def test_length_buckets_cover_every_length():
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
-    assert main(["compare", "--quick", "--minutes", "0.5", "--runs-dir", str(root / "runs"),
-                 "--report", str(root / "report")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--quick",
+                "--minutes",
+                "0.5",
+                "--runs-dir",
+                str(root / "runs"),
+                "--report",
+                str(root / "report"),
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -62,7 +90,20 @@ def test_rerun_reuses_finished_runs(quick_report, capsys):
     assert len(histories) == 3
     vocabularies = {path.read_bytes() for path in runs.glob("*/target.vocab")}
     assert len(vocabularies) == 1, "all three models must share one tokenizer"
-    assert main(["compare", "--quick", "--minutes", "0.5", "--runs-dir", str(runs),
-                 "--report", str(quick_report / "report2")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--quick",
+                "--minutes",
+                "0.5",
+                "--runs-dir",
+                str(runs),
+                "--report",
+                str(quick_report / "report2"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.count("not retrained") == 3
     assert {path: path.read_text() for path in runs.glob("*/history.csv")} == histories

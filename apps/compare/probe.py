@@ -5,7 +5,7 @@
 Writes `RUN_DIR/compare_probe.json` (speed and memory) and, through `apps.translate.app.evaluate`,
 `RUN_DIR/eval_val.json` and `RUN_DIR/eval_<test split>.json` (beam search, sacreBLEU, every hypothesis),
 each only when missing or older than the run's `best.keras`. A fresh process per model keeps the
-models apart: the dtype policy is process-global, and peak RSS is only meaningful per process.
+models apart: peak RSS is only meaningful per process.
 """
 
 from __future__ import annotations
@@ -47,8 +47,11 @@ def training_speed(model, train_set, steps: int = TRAIN_STEPS) -> dict[str, Any]
     for inputs, targets, _ in batches:
         model.train_on_batch(inputs, targets)
     seconds = time.perf_counter() - started
-    return {"training_tokens_per_second": sum(real for *_, real in batches) / seconds,
-            "training_probe_steps": len(batches), "epoch_target_tokens": epoch_tokens}
+    return {
+        "training_tokens_per_second": sum(real for *_, real in batches) / seconds,
+        "training_probe_steps": len(batches),
+        "epoch_target_tokens": epoch_tokens,
+    }
 
 
 def decoding_speed(translator, target_tokenizer, sources: list[str], batch_size: int) -> float:
@@ -66,24 +69,25 @@ def probe(run_dir: str | Path, *, test_split: str, data_dir: str | None = None) 
     """Speed, memory and evaluation of one run; see the module docstring."""
     from apps.translate import app
     from apps.translate.config import TranslateConfig
-    from kerasllm import data
+    from kerasllm import data, runner
 
     run_dir = Path(run_dir)
     output = run_dir / "compare_probe.json"
-    run = json.loads((run_dir / "run.json").read_text())
     config = TranslateConfig.load(run_dir / "config.json")
+    info = runner.read_json(run_dir / "run.json", what="run.json")
     if not is_fresh(output, run_dir):
-        model, train_set, _ = app.prepare_training(config, run_dir, corpus=run["corpus"], pair=run["pair"],
-                                                   data_dir=data_dir)
+        model, train_set, _ = runner.prepare_training(app.APP, runner.Run(run_dir, config, info, {}), data_dir)
         result: dict[str, Any] = {"parameters": model.count_params(), **training_speed(model, train_set)}
         # Measured before the trained model is loaded: the peak of a process that has trained.
-        result["training_peak_rss_mb"] = app.peak_rss_mb()
+        result["training_peak_rss_mb"] = runner.peak_rss_mb()
         del model
 
-        trained, source_tokenizer, target_tokenizer, _, _ = app.load_run(run_dir)
-        sources = data.load(run["corpus"], split=test_split, pair=run["pair"], data_dir=data_dir).sources
-        greedy = app.Translator(trained, source_tokenizer, target_tokenizer,
-                                {"search": "greedy", "max_length": config.decoding.get("max_length", 128)})
+        run = app.load_run(run_dir)
+        sources = data.load(info["corpus"], split=test_split, pair=info["pair"], data_dir=data_dir).sources
+        greedy = app.Translator.from_run(
+            run, {"search": "greedy", "max_length": config.decoding.get("max_length", 128)}
+        )
+        target_tokenizer = run.tokenizers["target"]
         result["decode_tokens_per_second"] = {
             "batch_1": decoding_speed(greedy, target_tokenizer, sources[:BATCH_1_SENTENCES], 1),
             "batch_32": decoding_speed(greedy, target_tokenizer, sources[:BATCH_32_SENTENCES], 32),

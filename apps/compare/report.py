@@ -7,8 +7,9 @@ so the text cannot drift from the tables.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # (key, label, higher is better, format, getter) — one row per compared quantity.
 Metric = tuple[str, str, bool, str, Callable[[dict], float]]
@@ -18,17 +19,27 @@ METRICS: list[Metric] = [
     ("val_bleu", "val BLEU", True, "{:.2f}", lambda m: m["val"]["bleu"]),
     ("best_val_loss", "best val loss", False, "{:.3f}", lambda m: m["best_val_loss"]),
     ("training_tokens_per_second", "training tokens/s", True, "{:,.0f}", lambda m: m["training_tokens_per_second"]),
-    ("decode_batch_1", "greedy decoding tokens/s, batch 1", True, "{:,.0f}",
-     lambda m: m["decode_tokens_per_second"]["batch_1"]),
-    ("decode_batch_32", "greedy decoding tokens/s, batch 32", True, "{:,.0f}",
-     lambda m: m["decode_tokens_per_second"]["batch_32"]),
+    (
+        "decode_batch_1",
+        "greedy decoding tokens/s, batch 1",
+        True,
+        "{:,.0f}",
+        lambda m: m["decode_tokens_per_second"]["batch_1"],
+    ),
+    (
+        "decode_batch_32",
+        "greedy decoding tokens/s, batch 32",
+        True,
+        "{:,.0f}",
+        lambda m: m["decode_tokens_per_second"]["batch_32"],
+    ),
     ("parameters", "parameters", False, "{:,}", lambda m: m["parameters"]),
     ("training_peak_rss_mb", "training peak RSS (MiB)", False, "{:,.0f}", lambda m: m["training_peak_rss_mb"]),
 ]
 
 
 def describe_decoding(decoding: dict[str, Any]) -> str:
-    """"beam search (beam 4, α 0.6), at most 128 positions" from a decoding config."""
+    """ "beam search (beam 4, α 0.6), at most 128 positions" from a decoding config."""
     if decoding.get("search", "beam") == "beam":
         text = f"beam search (beam {decoding.get('beam_size', 4)}, α {decoding.get('alpha', 0.6)})"
     else:
@@ -53,16 +64,27 @@ def findings(results: dict[str, Any]) -> list[str]:
         if not scored:
             continue
         ranked = sorted(scored, key=lambda name: models[name]["bleu_by_source_length"][bucket]["bleu"], reverse=True)
-        values = ", ".join(f"{models[name]['label']} {models[name]['bleu_by_source_length'][bucket]['bleu']:.1f}"
-                           for name in ranked)
-        lines.append(f"**test BLEU, sources of {bucket} words** ({info['segments']} segments): "
-                     f"{models[ranked[0]]['label']} wins, {models[ranked[-1]]['label']} loses ({values}).")
+        values = ", ".join(
+            f"{models[name]['label']} {models[name]['bleu_by_source_length'][bucket]['bleu']:.1f}" for name in ranked
+        )
+        lines.append(
+            f"**test BLEU, sources of {bucket} words** ({info['segments']} segments): "
+            f"{models[ranked[0]]['label']} wins, {models[ranked[-1]]['label']} loses ({values})."
+        )
     target = max(m["best_val_loss"] for m in models.values())
-    reached = {name: next((row["elapsed_seconds"] for row in m["history"] if row["val_loss"] <= target), None)
-               for name, m in models.items()}
-    lines.append("**training time to reach val loss {:.3f}** (the worst model's best): {}.".format(
-        target, ", ".join(f"{models[name]['label']} {seconds / 60:.1f} min" for name, seconds in
-                          sorted(reached.items(), key=lambda item: item[1]))))
+    reached = {
+        name: next((row["elapsed_seconds"] for row in m["history"] if row["val_loss"] <= target), None)
+        for name, m in models.items()
+    }
+    lines.append(
+        "**training time to reach val loss {:.3f}** (the worst model's best): {}.".format(
+            target,
+            ", ".join(
+                f"{models[name]['label']} {seconds / 60:.1f} min"
+                for name, seconds in sorted(reached.items(), key=lambda item: item[1])
+            ),
+        )
+    )
     return lines
 
 
@@ -70,18 +92,38 @@ def _plot_training(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (loss_axis, bleu_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, model in results["models"].items():
+    for model in results["models"].values():
         minutes = [row["elapsed_seconds"] / 60 for row in model["history"]]
-        line, = loss_axis.plot(minutes, [row["val_loss"] for row in model["history"]], marker=".", label=model["label"])
-        loss_axis.plot(model["best_elapsed_seconds"] / 60, model["best_val_loss"], "o", color=line.get_color(),
-                       markersize=9, markerfacecolor="none")
+        (line,) = loss_axis.plot(
+            minutes, [row["val_loss"] for row in model["history"]], marker=".", label=model["label"]
+        )
+        loss_axis.plot(
+            model["best_elapsed_seconds"] / 60,
+            model["best_val_loss"],
+            "o",
+            color=line.get_color(),
+            markersize=9,
+            markerfacecolor="none",
+        )
         for split, marker in (("val", "s"), ("test", "^")):
-            bleu_axis.plot(model["best_elapsed_seconds"] / 60, model[split]["bleu"], marker, color=line.get_color(),
-                           markersize=8, label=f"{model['label']} ({'val' if split == 'val' else results['test_split']})")
-    loss_axis.set(xlabel="training time (minutes)", ylabel="validation loss (label-smoothed)",
-                  title="Validation loss vs training time (circle: best checkpoint)")
-    bleu_axis.set(xlabel="training time of the best checkpoint (minutes)", ylabel="sacreBLEU (beam search)",
-                  title="BLEU of the best checkpoint vs its training time")
+            bleu_axis.plot(
+                model["best_elapsed_seconds"] / 60,
+                model[split]["bleu"],
+                marker,
+                color=line.get_color(),
+                markersize=8,
+                label=f"{model['label']} ({'val' if split == 'val' else results['test_split']})",
+            )
+    loss_axis.set(
+        xlabel="training time (minutes)",
+        ylabel="validation loss (label-smoothed)",
+        title="Validation loss vs training time (circle: best checkpoint)",
+    )
+    bleu_axis.set(
+        xlabel="training time of the best checkpoint (minutes)",
+        ylabel="sacreBLEU (beam search)",
+        title="BLEU of the best checkpoint vs its training time",
+    )
     loss_axis.grid(alpha=0.3)
     bleu_axis.grid(alpha=0.3)
     loss_axis.legend()
@@ -95,8 +137,12 @@ def _plot_costs(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     models = results["models"]
-    panels = [metric for metric in METRICS if metric[0] in ("training_tokens_per_second", "decode_batch_1",
-                                                             "decode_batch_32", "parameters", "training_peak_rss_mb")]
+    panels = [
+        metric
+        for metric in METRICS
+        if metric[0]
+        in ("training_tokens_per_second", "decode_batch_1", "decode_batch_32", "parameters", "training_peak_rss_mb")
+    ]
     figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
     labels = [model["label"].replace(" + ", "\n+ ") for model in models.values()]
     for axis, (_, label, higher, _, get) in zip(axes, panels):
@@ -119,8 +165,12 @@ def _plot_buckets(results: dict[str, Any], path: Path) -> None:
     figure, axis = plt.subplots(figsize=(8, 4))
     for index, model in enumerate(models.values()):
         values = [model["bleu_by_source_length"][b]["bleu"] or 0.0 for b in buckets]
-        axis.bar([i + (index - (len(models) - 1) / 2) * width for i in range(len(buckets))], values, width,
-                 label=model["label"])
+        axis.bar(
+            [i + (index - (len(models) - 1) / 2) * width for i in range(len(buckets))],
+            values,
+            width,
+            label=model["label"],
+        )
     counts = next(iter(models.values()))["bleu_by_source_length"]
     axis.set_xticks(range(len(buckets)), [f"{b} words\n({counts[b]['segments']} sentences)" for b in buckets])
     axis.set(ylabel="sacreBLEU", title=f"{results['test_split']} BLEU by source length")
@@ -201,12 +251,15 @@ def _markdown(results: dict[str, Any]) -> str:
     ]
     for bucket, info in first["bleu_by_source_length"].items():
         cells = [models[n]["bleu_by_source_length"][bucket]["bleu"] for n in names]
-        lines.append(f"| {bucket} | {info['segments']} | "
-                     + " | ".join("–" if v is None else f"{v:.2f}" for v in cells) + " |")
+        lines.append(
+            f"| {bucket} | {info['segments']} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in cells) + " |"
+        )
     lines += ["", "![BLEU by source length](bleu_by_length.png)", "", "## Example translations", ""]
     for example in results["examples"]:
-        lines += [f"- **source** ({len(example['source'].split())} words): {example['source']}",
-                  f"  - reference: {example['reference']}"]
+        lines += [
+            f"- **source** ({len(example['source'].split())} words): {example['source']}",
+            f"  - reference: {example['reference']}",
+        ]
         lines += [f"  - {models[n]['label']}: {example['translations'][n]}" for n in names]
     return "\n".join(lines) + "\n"
 

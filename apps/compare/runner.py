@@ -87,11 +87,15 @@ def _share_vocabularies(run_dirs: list[Path]) -> None:
 
 def _vocabulary_fingerprint(run_dirs: dict[str, Path]) -> dict[str, Any]:
     """sha256 and size of the one pair of vocabularies all runs share; a mismatch is an error."""
-    digests = {name: tuple(hashlib.sha256((d / f).read_bytes()).hexdigest() for f in VOCABULARY_FILES)
-               for name, d in run_dirs.items()}
+    digests = {
+        name: tuple(hashlib.sha256((d / f).read_bytes()).hexdigest() for f in VOCABULARY_FILES)
+        for name, d in run_dirs.items()
+    }
     if len(set(digests.values())) > 1:
-        raise ValueError(f"the runs in {', '.join(str(d) for d in run_dirs.values())} were trained with different "
-                         "vocabularies; a comparison needs one tokenizer: give a fresh --runs-dir")
+        raise ValueError(
+            f"the runs in {', '.join(str(d) for d in run_dirs.values())} were trained with different "
+            "vocabularies; a comparison needs one tokenizer: give a fresh --runs-dir"
+        )
     source, target = next(iter(digests.values()))
     any_run = next(iter(run_dirs.values()))
     sizes = [len((any_run / f).read_text(encoding="utf-8").splitlines()) for f in VOCABULARY_FILES]
@@ -106,11 +110,26 @@ def train_all(comparison: Comparison) -> dict[str, Path]:
         if (run_dir / "finished.json").exists():
             print(f"[{LABELS[name]}] finished run in {run_dir}: not retrained")
             continue
-        print(f"[{LABELS[name]}] training preset {comparison.presets[name]!r} for up to {comparison.minutes:g} "
-              f"minutes -> {run_dir} (resumes if interrupted; TensorFlow's log: {run_dir / 'stderr.log'})",
-              flush=True)
-        arguments = ["apps.cli", "translate", "train", "--config", comparison.presets[name], "--out", str(run_dir),
-                     "--corpus", comparison.corpus, "--pair", comparison.pair, "--minutes", str(comparison.minutes)]
+        print(
+            f"[{LABELS[name]}] training preset {comparison.presets[name]!r} for up to {comparison.minutes:g} "
+            f"minutes -> {run_dir} (resumes if interrupted; TensorFlow's log: {run_dir / 'stderr.log'})",
+            flush=True,
+        )
+        arguments = [
+            "apps.cli",
+            "translate",
+            "train",
+            "--config",
+            comparison.presets[name],
+            "--out",
+            str(run_dir),
+            "--corpus",
+            comparison.corpus,
+            "--pair",
+            comparison.pair,
+            "--minutes",
+            str(comparison.minutes),
+        ]
         if comparison.data_dir:
             arguments += ["--data-dir", comparison.data_dir]
         _child(arguments, run_dir / "stderr.log")
@@ -120,8 +139,11 @@ def train_all(comparison: Comparison) -> dict[str, Path]:
 def measure_all(comparison: Comparison, run_dirs: dict[str, Path]) -> None:
     """Evaluate and time every run, each in a fresh process (skipped where results are up to date)."""
     for name, run_dir in run_dirs.items():
-        print(f"[{LABELS[name]}] measuring: beam-search BLEU on val and {comparison.test_split}, training and "
-              "decoding speed, memory", flush=True)
+        print(
+            f"[{LABELS[name]}] measuring: beam-search BLEU on val and {comparison.test_split}, training and "
+            "decoding speed, memory",
+            flush=True,
+        )
         arguments = ["apps.compare.probe", str(run_dir), "--test-split", comparison.test_split]
         if comparison.data_dir:
             arguments += ["--data-dir", comparison.data_dir]
@@ -132,8 +154,10 @@ def _history(run_dir: Path) -> list[dict[str, float]]:
     import csv
 
     with (run_dir / "history.csv").open(newline="") as handle:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)}
-                for row in csv.DictReader(handle)]
+        return [
+            {key: float(value) for key, value in row.items() if value not in ("", None)}
+            for row in csv.DictReader(handle)
+        ]
 
 
 def _bucket_name(low: int, high: int | None) -> str:
@@ -154,30 +178,39 @@ def bleu_by_length(sources: list[str], references: list[str], hypotheses: list[s
         bucket_hypotheses, bucket_references = buckets[bucket_of(source)]
         bucket_hypotheses.append(hypothesis)
         bucket_references.append(reference)
-    return {bucket: {"segments": len(hyps), "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score if hyps else None}
-            for bucket, (hyps, refs) in buckets.items()}
+    return {
+        bucket: {"segments": len(hyps), "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score if hyps else None}
+        for bucket, (hyps, refs) in buckets.items()
+    }
 
 
 def _examples(sources: list[str], references: list[str], hypotheses: dict[str, list[str]]) -> list[dict]:
     """Four test sentences, from short to the longest, with every model's translation."""
     by_length = sorted(range(len(sources)), key=lambda i: (len(sources[i].split()), i))
-    picks = sorted({by_length[int(q * (len(by_length) - 1))] for q in (0.25, 0.5, 0.9, 1.0)},
-                   key=lambda i: len(sources[i].split()))
-    return [{"source": sources[i], "reference": references[i],
-             "translations": {name: outputs[i] for name, outputs in hypotheses.items()}} for i in picks]
+    picks = sorted(
+        {by_length[int(q * (len(by_length) - 1))] for q in (0.25, 0.5, 0.9, 1.0)}, key=lambda i: len(sources[i].split())
+    )
+    return [
+        {
+            "source": sources[i],
+            "reference": references[i],
+            "translations": {name: outputs[i] for name, outputs in hypotheses.items()},
+        }
+        for i in picks
+    ]
 
 
 def collect_results(comparison: Comparison, run_dirs: dict[str, Path]) -> dict[str, Any]:
     """Everything the report shows, as plain JSON-able values."""
-    test = data.load(comparison.corpus, split=comparison.test_split, pair=comparison.pair,
-                     data_dir=comparison.data_dir)
+    test = data.load(comparison.corpus, split=comparison.test_split, pair=comparison.pair, data_dir=comparison.data_dir)
     models, hypotheses, decodings = {}, {}, {}
     for name, run_dir in run_dirs.items():
         config = json.loads((run_dir / "config.json").read_text())
         decodings[name] = config["decoding"]
         probe = json.loads((run_dir / "compare_probe.json").read_text())
-        evaluations = {split: json.loads((run_dir / f"eval_{split}.json").read_text())
-                       for split in ("val", comparison.test_split)}
+        evaluations = {
+            split: json.loads((run_dir / f"eval_{split}.json").read_text()) for split in ("val", comparison.test_split)
+        }
         history = _history(run_dir)
         best = min(history, key=lambda row: row["val_loss"])
         training_seconds = history[-1]["elapsed_seconds"]
@@ -197,27 +230,36 @@ def collect_results(comparison: Comparison, run_dirs: dict[str, Path]) -> dict[s
             "best_val_loss": best["val_loss"],
             "run_note": finished.get("note"),
             "val": {key: evaluations["val"][key] for key in ("bleu", "chrf")},
-            "test": {key: evaluations[comparison.test_split][key]
-                     for key in ("bleu", "chrf", "bleu_signature", "chrf_signature", "segments", "seconds")},
+            "test": {
+                key: evaluations[comparison.test_split][key]
+                for key in ("bleu", "chrf", "bleu_signature", "chrf_signature", "segments", "seconds")
+            },
             "training_tokens_per_second": probe["training_tokens_per_second"],
             # Over the whole budgeted run, validation passes included.
             "run_tokens_per_second": probe["epoch_target_tokens"] * len(history) / training_seconds,
             "decode_tokens_per_second": probe["decode_tokens_per_second"],
             "training_peak_rss_mb": probe["training_peak_rss_mb"],
             "bleu_by_source_length": bleu_by_length(test.sources, test.targets, hypotheses[name]),
-            "history": [{key: row[key] for key in ("epoch", "elapsed_seconds", "loss", "val_loss") if key in row}
-                        for row in history],
+            "history": [
+                {key: row[key] for key in ("epoch", "elapsed_seconds", "loss", "val_loss") if key in row}
+                for row in history
+            ],
         }
     return {
         "command": comparison.command,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "corpus": comparison.corpus,
         "pair": comparison.pair,
         "test_split": comparison.test_split,
         "budget_minutes": comparison.minutes,
         "vocabulary": _vocabulary_fingerprint(run_dirs),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "tensorflow": version("tensorflow"), "keras": version("keras")},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "tensorflow": version("tensorflow"),
+            "keras": version("keras"),
+        },
         "decoding": next(iter(decodings.values())),
         "models": models,
         "examples": _examples(test.sources, test.targets, hypotheses),

@@ -1,148 +1,110 @@
 """The translation app: train → evaluate → export → predict, on any registered parallel corpus.
 
-A run directory holds everything a later command needs: `run.json` (corpus, pair, config),
-`source.vocab` / `target.vocab`, `best.keras`, `backup/` (resume), `history.csv`, `logs/`,
-`finished.json` once `fit` has returned (early stopping, time budget or last epoch), and
-`eval_<split>.json` after evaluation. Weights never go into git (`runs/` is ignored).
+What is translation's own lives here (its datasets, model, compile recipe, in-process translator, sacreBLEU
+evaluation and serving module); the run directory, resume, `--init-from` and export are `kerasllm.runner`'s.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
 from apps.translate.config import TranslateConfig
-from kerasllm import data
+from apps.translate.serving import TranslateModule
+from kerasllm import data, runner
 from kerasllm.data.pipeline import make_seq2seq_dataset
-from kerasllm.data.tokenizer import SubwordTokenizer, save_vocabulary, train_wordpiece_vocabulary
+from kerasllm.data.tokenizer import SubwordTokenizer
 from kerasllm.decoding import SEARCHES, compile_search
-from kerasllm.export import export_translator
 from kerasllm.metrics import translation_scores
-from kerasllm.models import LSTMSeq2Seq, Transformer
-from kerasllm.training import compile_for_training, training_callbacks
+from kerasllm.training import compile_for_training
 
 
-def build_model(config: TranslateConfig, source_vocabulary_size: int, target_vocabulary_size: int) -> keras.Model:
-    """The configured model, built on a dummy batch so `summary()` and `BackupAndRestore` work."""
-    model_class = Transformer if config.model == "transformer" else LSTMSeq2Seq
-    model = model_class(source_vocabulary_size=source_vocabulary_size, target_vocabulary_size=target_vocabulary_size,
-                        **config.model_args)
-    dummy = np.ones((1, 4), "int32")
-    model((dummy, dummy))
-    return model
+class TranslateApp(runner.App):
+    """Translation between the two sides of a parallel corpus (`run.json`: corpus and pair)."""
+
+    name = "translate"
+    config_class = TranslateConfig
+    vocabularies = ("source", "target")
+
+    def vocabulary_texts(self, info: dict[str, Any], data_dir: str | None) -> dict[str, list[str]]:
+        pairs = data.load(info["corpus"], split="train", pair=info["pair"], data_dir=data_dir)
+        return {"source": pairs.sources, "target": pairs.targets}
+
+    def datasets(self, run: runner.Run, data_dir: str | None) -> tuple[Any, Any]:
+        config = run.config
+        options = dict(max_length=config.max_tokens, tokens_per_batch=config.tokens_per_batch, seed=config.seed)
+        splits = [
+            data.load(run.info["corpus"], split=split, pair=run.info["pair"], data_dir=data_dir)
+            for split in ("train", "val")
+        ]
+        source, target = run.tokenizers["source"], run.tokenizers["target"]
+        # Full training batches only: with shuffling, each bucket's last batch has a new size every epoch, and
+        # every new shape is a new XLA compilation.
+        train_set = make_seq2seq_dataset(splits[0], source, target, shuffle=True, drop_remainder=True, **options)
+        val_set = make_seq2seq_dataset(splits[1], source, target, shuffle=False, **options)
+        return train_set, val_set
+
+    def build_model(self, config: TranslateConfig, vocabulary_sizes: dict[str, int]) -> keras.Model:
+        model = config.MODELS[config.model](
+            source_vocabulary_size=vocabulary_sizes["source"],
+            target_vocabulary_size=vocabulary_sizes["target"],
+            dtype=config.mixed_precision,
+            **config.model_args,
+        )
+        dummy = np.ones((1, 4), "int32")
+        model((dummy, dummy))
+        return model
+
+    def compile(self, model: keras.Model, config: TranslateConfig) -> None:
+        recipe = dict(label_smoothing=config.label_smoothing, clipnorm=config.clipnorm, jit_compile=config.jit_compile)
+        if config.learning_rate is not None:
+            compile_for_training(model, learning_rate=config.learning_rate, **recipe)
+        else:
+            compile_for_training(
+                model,
+                hidden_dim=config.model_args["hidden_dim"],
+                warmup_steps=config.warmup_steps,
+                lr_scale=config.lr_scale,
+                **recipe,
+            )
+
+    def serving_module(self, run: runner.Run, model: keras.Model, **decoding: Any) -> TranslateModule:
+        return TranslateModule(
+            model,
+            run.tokenizers["source"],
+            run.tokenizers["target"],
+            max_source_length=run.config.max_tokens,
+            **(decoding or run.config.decoding),
+        )
 
 
-def _tokenizers(run_dir: Path, corpus: data.ParallelCorpus | None, config: TranslateConfig):
-    """Load the run's vocabularies, training them on the first call."""
-    tokenizers = []
-    for side in ("source", "target"):
-        path = run_dir / f"{side}.vocab"
-        if not path.exists():
-            texts = corpus.sources if side == "source" else corpus.targets
-            save_vocabulary(train_wordpiece_vocabulary(texts, config.vocabulary_size), path)
-        tokenizers.append(SubwordTokenizer.load(path))
-    return tokenizers
+APP = TranslateApp()
 
 
-def prepare_training(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi30k", pair: str = "en-de",
-                     data_dir: str | None = None):
-    """The compiled model and the training and validation datasets of a run, as `train` uses them.
-
-    Sets the config's seed and dtype policy, and trains the run's vocabularies on first use.
-
-    Returns:
-        `(model, train_set, val_set)`.
-    """
-    run_dir = Path(run_dir)
-    keras.utils.set_random_seed(config.seed)
-    if config.mixed_precision:
-        keras.mixed_precision.set_dtype_policy(config.mixed_precision)
-    train_pairs = data.load(corpus, split="train", pair=pair, data_dir=data_dir)
-    val_pairs = data.load(corpus, split="val", pair=pair, data_dir=data_dir)
-    source_tokenizer, target_tokenizer = _tokenizers(run_dir, train_pairs, config)
-    options = dict(max_length=config.max_tokens, tokens_per_batch=config.tokens_per_batch, seed=config.seed)
-    # Full batches only: with shuffling, each bucket's last batch has a new size every epoch, and every
-    # new shape is a new XLA compilation.
-    train_set = make_seq2seq_dataset(train_pairs, source_tokenizer, target_tokenizer, shuffle=True,
-                                     drop_remainder=True, **options)
-    val_set = make_seq2seq_dataset(val_pairs, source_tokenizer, target_tokenizer, shuffle=False, **options)
-
-    model = build_model(config, source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size)
-    if config.learning_rate is not None:
-        compile_for_training(model, learning_rate=config.learning_rate, label_smoothing=config.label_smoothing,
-                             clipnorm=config.clipnorm, jit_compile=config.jit_compile)
-    else:
-        compile_for_training(model, d_model=config.model_args["d_model"], warmup_steps=config.warmup_steps,
-                             lr_scale=config.lr_scale, label_smoothing=config.label_smoothing,
-                             clipnorm=config.clipnorm, jit_compile=config.jit_compile)
-    return model, train_set, val_set
+def train(
+    config: TranslateConfig,
+    run_dir: str | Path,
+    *,
+    corpus: str = "multi30k",
+    pair: str = "en-de",
+    data_dir: str | None = None,
+    init_from: str | Path | None = None,
+    verbose: int | str = "auto",
+) -> keras.callbacks.History | None:
+    """Train a translator with `model.fit` (resumes an interrupted run; None for a finished one)."""
+    return runner.train(
+        APP, config, run_dir, {"corpus": corpus, "pair": pair}, data_dir=data_dir, init_from=init_from, verbose=verbose
+    )
 
 
-def train(config: TranslateConfig, run_dir: str | Path, *, corpus: str = "multi30k", pair: str = "en-de",
-          data_dir: str | None = None, verbose: int | str = "auto") -> keras.callbacks.History | None:
-    """Train with `model.fit`; calling it again on the same `run_dir` resumes where it stopped.
-
-    Returns the `fit` history, or None when `run_dir` holds a finished run (nothing is trained).
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    finished = run_dir / "finished.json"
-    if finished.exists():
-        print(f"{run_dir} holds a finished run ({finished.read_text().strip()}); "
-              f"delete {finished} to train it further, or give another --out")
-        return None
-    run_file = run_dir / "run.json"
-    if run_file.exists():
-        previous = json.loads(run_file.read_text())
-        if (previous["corpus"], previous["pair"]) != (corpus, pair):
-            raise ValueError(f"{run_dir} holds a {previous['corpus']} {previous['pair']} run; use another --out")
-    run_file.write_text(json.dumps({"corpus": corpus, "pair": pair}, indent=2) + "\n")
-    config.save(run_dir / "config.json")
-    model, train_set, val_set = prepare_training(config, run_dir, corpus=corpus, pair=pair, data_dir=data_dir)
-    model.summary(print_fn=lambda line, **_: print(line))
-    callbacks = training_callbacks(run_dir, early_stopping_patience=config.early_stopping_patience,
-                                   budget_minutes=config.time_budget_minutes,
-                                   lr_decay_patience=config.lr_decay_patience, lr_decay_factor=config.lr_decay_factor)
-    started = time.perf_counter()
-    # shuffle=False: the dataset reshuffles itself each epoch (Keras would only warn that it cannot).
-    history = model.fit(train_set, validation_data=val_set, epochs=config.epochs, callbacks=callbacks,
-                        verbose=verbose, shuffle=False)
-    # Only a fit that returned gets here: a killed run leaves no marker and resumes from its backup.
-    finished.write_text(json.dumps({"epochs": history.epoch[-1] + 1 if history.epoch else None,
-                                    "session_seconds": round(time.perf_counter() - started, 1),
-                                    "peak_rss_mb": peak_rss_mb()}) + "\n")
-    return history
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
-    import resource
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
-
-
-def load_run(run_dir: str | Path):
-    """(model, source_tokenizer, target_tokenizer, config, run info) of a trained run directory."""
-    run_dir = Path(run_dir)
-    checkpoint = run_dir / "best.keras"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"no best.keras in {run_dir}: train first with `kerasllm translate train --out {run_dir}`")
-    config = TranslateConfig.load(run_dir / "config.json")
-    try:
-        model = keras.saving.load_model(checkpoint)
-    except Exception as error:  # a truncated or foreign file: say which and what to do.
-        raise ValueError(f"cannot load {checkpoint} ({type(error).__name__}: {error}); "
-                         f"resume training to rewrite it, or delete the run directory") from None
-    source_tokenizer = SubwordTokenizer.load(run_dir / "source.vocab")
-    target_tokenizer = SubwordTokenizer.load(run_dir / "target.vocab")
-    return model, source_tokenizer, target_tokenizer, config, json.loads((run_dir / "run.json").read_text())
+def load_run(run_dir: str | Path) -> runner.Run:
+    """A trained translate run: `run.model`, `run.tokenizers["source" | "target"]`, `run.config`, `run.info`."""
+    return runner.load_run(APP, run_dir)
 
 
 class Translator:
@@ -151,24 +113,51 @@ class Translator:
     Args:
         model, source_tokenizer, target_tokenizer: a trained run's pieces.
         decoding: search options (`search`, `beam_size`, `alpha`, `max_length`, ...).
-        max_source_length: source tokens kept.
+        max_source_length: source tokens kept (the run's `max_tokens`, as in training and serving).
         jit_compile: XLA-compile the search.
     """
 
-    def __init__(self, model, source_tokenizer, target_tokenizer, decoding: dict[str, Any], *,
-                 max_source_length: int = 128, jit_compile: bool = True):
+    def __init__(
+        self,
+        model: keras.Model,
+        source_tokenizer: SubwordTokenizer,
+        target_tokenizer: SubwordTokenizer,
+        decoding: dict[str, Any],
+        *,
+        max_source_length: int,
+        jit_compile: bool = True,
+    ):
         options = dict(decoding)
         search = SEARCHES[options.pop("search", "beam")]
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.max_source_length = max_source_length
-        self._search = compile_search(search, model, jit_compile=jit_compile, **options)
+        self._search = compile_search(
+            search,
+            model,
+            jit_compile=jit_compile,
+            start_id=target_tokenizer.start_id,
+            end_id=target_tokenizer.end_id,
+            **options,
+        )
 
-    def __call__(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
-        """Translate `texts`, batching sources of similar length together."""
+    @classmethod
+    def from_run(cls, run: runner.Run, decoding: dict[str, Any] | None = None, **kwargs: Any) -> Translator:
+        """The translator of a loaded run, with its config's decoding unless `decoding` is given."""
+        return cls(
+            run.model,
+            run.tokenizers["source"],
+            run.tokenizers["target"],
+            decoding or run.config.decoding,
+            max_source_length=run.config.max_tokens,
+            **kwargs,
+        )
+
+    def __call__(self, texts: Sequence[str | bytes], batch_size: int = 64) -> list[str]:
+        """Translate `texts` (str, or bytes that may hold invalid UTF-8), batching sources of similar length."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         outputs: list[str] = [""] * len(texts)
         for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             ids = self.source_tokenizer.tokenize([texts[i] for i in chunk])[:, : self.max_source_length]
             # Every call gets batch_size rows (empty ones fill the last chunk), so a compiled search sees
             # one batch size and only the source-length buckets differ.
@@ -181,31 +170,45 @@ class Translator:
         return outputs
 
 
-def evaluate(run_dir: str | Path, *, split: str = "test2016", data_dir: str | None = None, limit: int | None = None,
-             decoding: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate(
+    run_dir: str | Path,
+    *,
+    split: str = "test2016",
+    data_dir: str | None = None,
+    limit: int | None = None,
+    decoding: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Decode a split, score it with sacreBLEU, write `eval_<split>.json` (scores, every hypothesis) and return it."""
-    run_dir = Path(run_dir)
-    model, source_tokenizer, target_tokenizer, config, run = load_run(run_dir)
-    pairs = data.load(run["corpus"], split=split, pair=run["pair"], data_dir=data_dir)
+    run = load_run(run_dir)
+    pairs = data.load(run.info["corpus"], split=split, pair=run.info["pair"], data_dir=data_dir)
     sources, references = pairs.sources[:limit], pairs.targets[:limit]
-    decoding = decoding or config.decoding
-    translator = Translator(model, source_tokenizer, target_tokenizer, decoding)
+    decoding = decoding or run.config.decoding
+    translator = Translator.from_run(run, decoding)
     started = time.perf_counter()
     hypotheses = translator(sources)
     seconds = time.perf_counter() - started
-    result = {"split": split, "segments": len(sources), "decoding": decoding, "seconds": round(seconds, 2),
-              **translation_scores(hypotheses, references),
-              "examples": [{"source": s, "reference": r, "hypothesis": h}
-                           for s, r, h in list(zip(sources, references, hypotheses))[:5]],
-              "hypotheses": hypotheses}
-    (run_dir / f"eval_{split}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    result = {
+        "split": split,
+        "segments": len(sources),
+        "decoding": decoding,
+        "seconds": round(seconds, 2),
+        **translation_scores(hypotheses, references),
+        "examples": [
+            {"source": s, "reference": r, "hypothesis": h} for s, r, h in list(zip(sources, references, hypotheses))[:5]
+        ],
+        "hypotheses": hypotheses,
+    }
+    runner.write_evaluation(run, split, result)
     return result
 
 
-def export(run_dir: str | Path, base_path: str | Path = "saved_models/translate", *, version: int | None = None,
-           decoding: dict[str, Any] | None = None, serving_dtype: str | None = "float32") -> Path:
+def export(
+    run_dir: str | Path,
+    base_path: str | Path = "saved_models/translate",
+    *,
+    version: int | None = None,
+    decoding: dict[str, Any] | None = None,
+    serving_dtype: str | None = "float32",
+) -> Path:
     """Export a trained run as `base_path/<version>/` for TF Serving (decoding: the run's config unless given)."""
-    model, source_tokenizer, target_tokenizer, config, _ = load_run(run_dir)
-    return export_translator(model, source_tokenizer, target_tokenizer, base_path, version=version,
-                             serving_dtype=serving_dtype, max_source_length=config.model_args.get("max_length", 128),
-                             **(decoding or config.decoding))
+    return runner.export(APP, run_dir, base_path, version=version, serving_dtype=serving_dtype, **(decoding or {}))

@@ -24,8 +24,10 @@ def main(run_dir: str | Path = "runs/demo", base_path: str | Path = "saved_model
     app.train(config, run_dir, corpus="sample", pair="en-fr", verbose=2)
 
     result = app.evaluate(run_dir, split="test")
-    print(f"2/4 evaluate: sample test split, {result['segments']} segments: BLEU {result['bleu']:.1f}, "
-          f"chrF {result['chrf']:.1f}\n    {result['bleu_signature']}")
+    print(
+        f"2/4 evaluate: sample test split, {result['segments']} segments: BLEU {result['bleu']:.1f}, "
+        f"chrF {result['chrf']:.1f}\n    {result['bleu_signature']}"
+    )
 
     version_dir = app.export(run_dir, base_path)
     print(f"3/4 export: {version_dir}")
