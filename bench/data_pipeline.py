@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     rows, steady = [], []
     started = time.perf_counter()
     # Building the dataset runs one counting pass that tokenizes and fills the cache: timed with epoch 1.
-    dataset = make_seq2seq_dataset(corpus, english, german, max_length=args.max_length, tokens_per_batch=args.tokens_per_batch)
+    dataset = make_seq2seq_dataset(
+        corpus, english, german, max_length=args.max_length, tokens_per_batch=args.tokens_per_batch
+    )
     for epoch in range(1, args.epochs + 1):
         if epoch > 1:
             started = time.perf_counter()
@@ -64,7 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     if steady:
         # The median, because the machine may be shared and single epochs are noisy.
         median = statistics.median(steady)
-        rows.append((f"steady state: median of epochs 2-{args.epochs}", f"{len(corpus) / median:,.0f}", f"{median:.2f}", str(batches)))
+        rows.append(
+            (
+                f"steady state: median of epochs 2-{args.epochs}",
+                f"{len(corpus) / median:,.0f}",
+                f"{median:.2f}",
+                str(batches),
+            )
+        )
     stats = measure_batches(dataset)
 
     print(f"Multi30K en-de train: {len(corpus)} pairs, {os.cpu_count()} CPU cores, TensorFlow tf.data")

@@ -26,7 +26,10 @@ def sample():
 
 @pytest.fixture(scope="module")
 def tokenizers(sample):
-    return tuple(SubwordTokenizer(train_wordpiece_vocabulary(side, 2000, min_frequency=2)) for side in (sample.sources, sample.targets))
+    return tuple(
+        SubwordTokenizer(train_wordpiece_vocabulary(side, 2000, min_frequency=2))
+        for side in (sample.sources, sample.targets)
+    )
 
 
 def assert_within_budget(dataset, tokens_per_batch: int, max_length: int) -> None:
@@ -48,7 +51,9 @@ def test_seq2seq_batches_stay_within_the_token_budget_and_pad_little(sample, tok
     dataset = make_seq2seq_dataset(sample, *tokenizers, max_length=64, tokens_per_batch=1024)
     assert_within_budget(dataset, 1024, 64)
     stats = measure_batches(dataset)
-    print(f"\nsample en-fr: {stats.batches} batches, padding share {stats.padding_share:.1%}, shapes {sorted(stats.shapes)}")
+    print(
+        f"\nsample en-fr: {stats.batches} batches, padding share {stats.padding_share:.1%}, shapes {sorted(stats.shapes)}"
+    )
     assert stats.examples == len(sample)
     # Measured 25.6%: Tatoeba sentences are 4-10 pieces, so one piece of length difference between
     # the English and French side is already 10-25% padding on the shorter side.
@@ -60,7 +65,9 @@ def test_seq2seq_batches_stay_within_the_token_budget_and_pad_little(sample, tok
 @pytest.mark.full_data
 def test_multi30k_padding_share():
     corpus = registry.load("multi30k", "train", "en-de", DATA_DIR)
-    source, target = (SubwordTokenizer(train_wordpiece_vocabulary(side, 8000)) for side in (corpus.sources, corpus.targets))
+    source, target = (
+        SubwordTokenizer(train_wordpiece_vocabulary(side, 8000)) for side in (corpus.sources, corpus.targets)
+    )
     dataset = make_seq2seq_dataset(corpus, source, target, max_length=64, tokens_per_batch=4096)
     assert_within_budget(dataset, 4096, 64)
     stats = measure_batches(dataset)
@@ -83,7 +90,9 @@ def test_seq2seq_contents(sample, tokenizers):
         assert row_out[n - 1] == END_ID and (row_out[n:] == PAD_ID).all()
         np.testing.assert_array_equal(row_in[1:n], row_out[: n - 1])  # targets are inputs shifted by one
     pairs = set(zip(normalize(tf.constant(sample.sources)).numpy(), normalize(tf.constant(sample.targets)).numpy()))
-    decoded = zip(source_tokenizer.detokenize(encoder_tokens).numpy(), target_tokenizer.detokenize(decoder_inputs).numpy())
+    decoded = zip(
+        source_tokenizer.detokenize(encoder_tokens).numpy(), target_tokenizer.detokenize(decoder_inputs).numpy()
+    )
     assert all(pair in pairs for pair in decoded)
 
 

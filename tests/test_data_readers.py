@@ -36,7 +36,12 @@ def test_parallel_files_pairs_lines(tmp_path, compress):
     corpus = read_parallel(source, target, source_name="en", target_name="de")
     assert list(corpus) == [("A dog runs.", "Ein Hund rennt."), ("Two men.", "Zwei Männer.")]
     assert (corpus.source_name, corpus.target_name) == ("en", "de")
-    assert (corpus.report.read, corpus.report.kept, corpus.report.dropped_empty, corpus.report.invalid_utf8) == (2, 2, 0, 0)
+    assert (corpus.report.read, corpus.report.kept, corpus.report.dropped_empty, corpus.report.invalid_utf8) == (
+        2,
+        2,
+        0,
+        0,
+    )
 
 
 def test_byte_order_mark_and_crlf_are_not_text(tmp_path):
@@ -107,7 +112,11 @@ def test_tsv_row_with_too_few_columns_names_file_and_line(tmp_path):
 
 
 def test_labelled_tsv_with_header(tmp_path, compress):
-    path = write(tmp_path / "dev.tsv.gz" if compress else tmp_path / "dev.tsv", "sentence\tlabel\ngood \t1\nbad \t0\n\t1\n", compress)
+    path = write(
+        tmp_path / "dev.tsv.gz" if compress else tmp_path / "dev.tsv",
+        "sentence\tlabel\ngood \t1\nbad \t0\n\t1\n",
+        compress,
+    )
     corpus = read_labelled(path, text_field="sentence", label_field="label", label_values=["0", "1"])
     assert list(corpus) == [("good", 1), ("bad", 0)]
     assert corpus.label_names == ["0", "1"]
@@ -168,7 +177,11 @@ def test_squad_records(tmp_path, compress):
                     {
                         "context": "Paris is the capital of France.",
                         "qas": [
-                            {"id": "q1", "question": "What is Paris?", "answers": [{"text": "the capital of France", "answer_start": 9}]},
+                            {
+                                "id": "q1",
+                                "question": "What is Paris?",
+                                "answers": [{"text": "the capital of France", "answer_start": 9}],
+                            },
                             {"id": "q2", "question": "  ", "answers": []},
                         ],
                     }

@@ -102,7 +102,14 @@ def test_every_entry_records_urls_and_checksums():
 @pytest.mark.full_data
 @pytest.mark.parametrize("pair", ["en-de", "de-en", "en-fr", "fr-de"])
 def test_multi30k_split_sizes(pair):
-    expected = {"train": 29000, "val": 1014, "test2016": 1000, "test2017": 1000, "test2017_mscoco": 461, "test2018": 1071}
+    expected = {
+        "train": 29000,
+        "val": 1014,
+        "test2016": 1000,
+        "test2017": 1000,
+        "test2017_mscoco": 461,
+        "test2018": 1071,
+    }
     sizes = {split: len(registry.load("multi30k", split, pair, DATA_DIR)) for split in expected}
     assert sizes == expected
     corpus = registry.load("multi30k", "test_2016_flickr", pair, DATA_DIR)

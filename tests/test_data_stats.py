@@ -52,8 +52,19 @@ def test_cli_list(no_data, capsys):
 @pytest.mark.full_data
 def test_multi30k_stats_counts(capsys):
     assert cli.main(["data", "stats", "multi30k", "--pair", "en-de", "--data-dir", str(DATA_DIR)]) == 0
-    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith(("train", "val", "test"))}
-    assert rows == {"train": "29000", "val": "1014", "test2016": "1000", "test2017": "1000", "test2017_mscoco": "461", "test2018": "1071"}
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith(("train", "val", "test"))
+    }
+    assert rows == {
+        "train": "29000",
+        "val": "1014",
+        "test2016": "1000",
+        "test2017": "1000",
+        "test2017_mscoco": "461",
+        "test2018": "1071",
+    }
 
 
 def test_demo_runs_without_shared_data(no_data, capsys):

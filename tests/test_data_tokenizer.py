@@ -324,7 +324,14 @@ def test_offsets_index_the_original_text():
     originals = [text.encode()[start:end].decode() for start, end in spans[0]]
     assert originals == ["ﬁ", "sh", "Ａ", "ｂ", "ｃ", ".", "A\u030a", "😀"]
     assert byte_spans_to_char_spans(text, starts[0].numpy(), ends[0].numpy()) == [
-        (2, 3), (3, 5), (7, 8), (8, 9), (9, 10), (10, 11), (12, 14), (15, 16)
+        (2, 3),
+        (3, 5),
+        (7, 8),
+        (8, 9),
+        (9, 10),
+        (10, 11),
+        (12, 14),
+        (15, 16),
     ]
     # The Angstrom sign is NFKC "Å"; the pieces "f", "##l" split the ligature "ﬂ" and so both cover it.
     assert pieces[1] == ["Å", "f", "##l", "##y"] and spans[1] == [(0, 3), (4, 7), (4, 7), (7, 8)]
@@ -344,9 +351,43 @@ def test_byte_spans_to_char_spans():
 
 # Fragments whose normalization changes lengths, merges or splits characters, or is whitespace.
 FRAGMENTS = [
-    "Tom", "runs", "a", "x", ".", ",", "ﬁ", "ﬂ", "ﬃ", "Ａ", "ｂ", "Å", "A\u030a", "\u212b", "é", "e\u0301",
-    "\u0301", "\u00a8", "½", "²", "ﷺ", "\u3000", "\u00a0", "\u2028", "\u0085", "\t", " ", "  ", "\n", "😀",
-    "👍🏽", "你好", "ß", "\u1100\u1161", "ǅ", "[MASK]", "\ufb01sh",
+    "Tom",
+    "runs",
+    "a",
+    "x",
+    ".",
+    ",",
+    "ﬁ",
+    "ﬂ",
+    "ﬃ",
+    "Ａ",
+    "ｂ",
+    "Å",
+    "A\u030a",
+    "\u212b",
+    "é",
+    "e\u0301",
+    "\u0301",
+    "\u00a8",
+    "½",
+    "²",
+    "ﷺ",
+    "\u3000",
+    "\u00a0",
+    "\u2028",
+    "\u0085",
+    "\t",
+    " ",
+    "  ",
+    "\n",
+    "😀",
+    "👍🏽",
+    "你好",
+    "ß",
+    "\u1100\u1161",
+    "ǅ",
+    "[MASK]",
+    "\ufb01sh",
 ]
 INVALID = [b"\xff", b"\xe9", b"\xe0\x80", b"\xed\xa0\x80", b"\xf0\x9f\x98", b"\xc3"]
 

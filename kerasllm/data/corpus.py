@@ -7,8 +7,8 @@ Each one carries a `ReadReport` saying what was read and what was dropped or rep
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from typing import Iterator
 
 UNLABELLED = -1
 """Label of records whose label is withheld upstream (e.g. the GLUE SST-2 test split)."""
@@ -79,7 +79,9 @@ class ParallelCorpus:
 
     def __post_init__(self) -> None:
         if len(self.sources) != len(self.targets):
-            raise ValueError(f"ParallelCorpus needs as many sources as targets, got {len(self.sources)} and {len(self.targets)}")
+            raise ValueError(
+                f"ParallelCorpus needs as many sources as targets, got {len(self.sources)} and {len(self.targets)}"
+            )
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -116,7 +118,9 @@ class LabelledCorpus:
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
-            raise ValueError(f"LabelledCorpus needs one label per text, got {len(self.texts)} texts and {len(self.labels)} labels")
+            raise ValueError(
+                f"LabelledCorpus needs one label per text, got {len(self.texts)} texts and {len(self.labels)} labels"
+            )
 
     def __len__(self) -> int:
         return len(self.texts)

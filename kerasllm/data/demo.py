@@ -23,7 +23,7 @@ def main() -> None:
     train = splits["train"]
     print("kerasllm demo: data pipeline on the embedded sample (Tatoeba English-French, CC BY 2.0 FR)")
     print(
-        f"corpus      sample en-fr: "
+        "corpus      sample en-fr: "
         + " / ".join(f"{split} {len(corpus)}" for split, corpus in splits.items())
         + f" pairs; read {train.report.read}, dropped empty {train.report.dropped_empty}, invalid UTF-8 {train.report.invalid_utf8}"
     )
@@ -69,7 +69,9 @@ def main() -> None:
         f"            a batch:   encoder_tokens {tuple(encoder_tokens.shape)}, decoder_inputs {tuple(decoder_inputs.shape)}, "
         f"decoder_targets {tuple(decoder_targets.shape)}, first decoder_inputs row {decoder_inputs[0].numpy().tolist()}"
     )
-    print(f"time        {time.perf_counter() - started:.1f} s in all ({import_seconds:.1f} s of it importing TensorFlow)")
+    print(
+        f"time        {time.perf_counter() - started:.1f} s in all ({import_seconds:.1f} s of it importing TensorFlow)"
+    )
 
 
 if __name__ == "__main__":

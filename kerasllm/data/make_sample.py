@@ -54,7 +54,9 @@ def sample_directory() -> Path:
     return Path(str(resources.files("kerasllm.data") / "sample"))
 
 
-def build_sample(source: PathLike, output_dir: PathLike | None = None, *, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED) -> Path:
+def build_sample(
+    source: PathLike, output_dir: PathLike | None = None, *, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED
+) -> Path:
     """Write the sample TSV (gzip) and its ATTRIBUTION.md.
 
     Args:
@@ -75,7 +77,10 @@ def build_sample(source: PathLike, output_dir: PathLike | None = None, *, size: 
     output.mkdir(parents=True, exist_ok=True)
     sample_path = output / SAMPLE_FILE
     # An empty file name and mtime=0 keep the gzip header free of anything machine-specific.
-    with open(sample_path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+    with (
+        open(sample_path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+    ):
         gz.write(content)
     (output / "ATTRIBUTION.md").write_text(
         _ATTRIBUTION.format(

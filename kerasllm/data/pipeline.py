@@ -15,8 +15,8 @@ batch, padding stays small, and a jit-compiled model sees a small fixed set of s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -87,7 +87,9 @@ def make_seq2seq_dataset(
 
     def encode(source: tf.Tensor, target: tf.Tensor):
         target_ids = target_tokenizer.tokenize(target)[:, : max_length - 1]
-        return (source_tokenizer.tokenize(source)[:, :max_length], _prepend(START_ID, target_ids)), _append(target_ids, END_ID)
+        return (source_tokenizer.tokenize(source)[:, :max_length], _prepend(START_ID, target_ids)), _append(
+            target_ids, END_ID
+        )
 
     def longer_side(inputs, decoder_targets):
         encoder_tokens, decoder_inputs = inputs

@@ -20,8 +20,8 @@ import csv
 import gzip
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from kerasllm.data.corpus import UNLABELLED, LabelledCorpus, ParallelCorpus, QACorpus, QARecord, ReadReport, TextCorpus
 
@@ -50,7 +50,9 @@ def read_lines(path: PathLike) -> tuple[list[str], ReadReport]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path.resolve()} does not exist: check the path (registered corpora: `kerasllm data list`)")
+        raise FileNotFoundError(
+            f"{path.resolve()} does not exist: check the path (registered corpora: `kerasllm data list`)"
+        )
     # Decoding per line (instead of open(errors="replace")) is what lets us count the repaired lines.
     lines, invalid = [], 0
     with _open_bytes(path) as handle:
@@ -123,7 +125,9 @@ def read_tsv_pairs(
     for number, line in enumerate(lines, start=1):
         cells = line.split("\t")
         if line.strip() and len(cells) <= max(columns):
-            raise ValueError(f"{path} line {number}: expected at least {max(columns) + 1} tab-separated columns, found {len(cells)}")
+            raise ValueError(
+                f"{path} line {number}: expected at least {max(columns) + 1} tab-separated columns, found {len(cells)}"
+            )
         pairs.append((cells[columns[0]], cells[columns[1]]) if line.strip() else ("", ""))
     return _keep_non_empty_pairs(pairs, report, source_name, target_name)
 
@@ -254,7 +258,9 @@ def read_conversations(paths: Iterable[PathLike]) -> ParallelCorpus:
     return _keep_non_empty_pairs(pairs, report, "prompt", "response")
 
 
-def _keep_non_empty_pairs(pairs: Iterable[tuple[str, str]], report: ReadReport, source_name: str, target_name: str) -> ParallelCorpus:
+def _keep_non_empty_pairs(
+    pairs: Iterable[tuple[str, str]], report: ReadReport, source_name: str, target_name: str
+) -> ParallelCorpus:
     sources, targets = [], []
     for source, target in pairs:
         source, target = source.strip(), target.strip()
@@ -268,7 +274,9 @@ def _keep_non_empty_pairs(pairs: Iterable[tuple[str, str]], report: ReadReport, 
 def _format_from_name(path: PathLike) -> str:
     suffixes = [s.lstrip(".").lower() for s in Path(path).suffixes if s.lower() != ".gz"]
     if not suffixes or suffixes[-1] not in ("tsv", "csv", "json", "jsonl"):
-        raise ValueError(f"{path}: cannot tell the format from the name; pass file_format='tsv', 'csv', 'json' or 'jsonl'")
+        raise ValueError(
+            f"{path}: cannot tell the format from the name; pass file_format='tsv', 'csv', 'json' or 'jsonl'"
+        )
     return suffixes[-1]
 
 
@@ -295,11 +303,17 @@ def _read_rows(path: PathLike, file_format: str, header: bool) -> tuple[list[tup
         raise ValueError(f"{path}: unknown format {file_format!r}; use 'tsv', 'csv', 'json' or 'jsonl'")
     # GLUE-style TSV has no quoting (a quote is text); CSV follows RFC 4180 quoting.
     dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if file_format == "tsv" else {}
-    table = [(number, row) for number, row in enumerate(csv.reader((line + "\n" for line in lines), **dialect), start=1)]
+    table = [
+        (number, row) for number, row in enumerate(csv.reader((line + "\n" for line in lines), **dialect), start=1)
+    ]
     if header and table:
         names = table.pop(0)[1]
         table = [(number, dict(zip(names, row))) for number, row in table]
-    rows = [(number, row) for number, row in table if any(cell.strip() for cell in (row.values() if isinstance(row, dict) else row))]
+    rows = [
+        (number, row)
+        for number, row in table
+        if any(cell.strip() for cell in (row.values() if isinstance(row, dict) else row))
+    ]
     report.read = len(table)
     report.dropped_empty = len(table) - len(rows)
     return rows, report

@@ -17,15 +17,23 @@ import hashlib
 import itertools
 import os
 import random
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 from kerasllm.data.corpus import Corpus, LabelledCorpus, ParallelCorpus, TextCorpus
 from kerasllm.data.make_sample import SAMPLE_FILE
-from kerasllm.data.readers import read_conversations, read_labelled, read_lines, read_parallel, read_squad, read_text, read_tsv_pairs
+from kerasllm.data.readers import (
+    read_conversations,
+    read_labelled,
+    read_lines,
+    read_parallel,
+    read_squad,
+    read_text,
+    read_tsv_pairs,
+)
 
 ENV_VAR = "KERASLLM_DATA"
 SPLIT_SEED = 0
@@ -96,7 +104,9 @@ def _seeded_split(corpus: ParallelCorpus | LabelledCorpus, split: str) -> Parall
     held_out = round(len(order) * HELD_OUT_FRACTION)
     parts = {"test": order[:held_out], "val": order[held_out : 2 * held_out], "train": order[2 * held_out :]}
     keep = sorted(parts[split])
-    report = dataclasses.replace(corpus.report, source=f"{corpus.report.source} [{split}: {len(keep)} of {len(corpus)}]")
+    report = dataclasses.replace(
+        corpus.report, source=f"{corpus.report.source} [{split}: {len(keep)} of {len(corpus)}]"
+    )
     if isinstance(corpus, ParallelCorpus):
         sources, targets = [corpus.sources[i] for i in keep], [corpus.targets[i] for i in keep]
         return ParallelCorpus(sources, targets, report, corpus.source_name, corpus.target_name)
@@ -105,13 +115,17 @@ def _seeded_split(corpus: ParallelCorpus | LabelledCorpus, split: str) -> Parall
 
 def _read_multi30k(resolve: Resolve, split: str, pair: tuple[str, str] | None) -> Corpus:
     source, target = pair
-    return read_parallel(resolve(f"{split}.{source}.gz"), resolve(f"{split}.{target}.gz"), source_name=source, target_name=target)
+    return read_parallel(
+        resolve(f"{split}.{source}.gz"), resolve(f"{split}.{target}.gz"), source_name=source, target_name=target
+    )
 
 
 def _tsv_en_fr_reader(file_name: str) -> Callable[[Resolve, str, tuple[str, str] | None], Corpus]:
     def read(resolve: Resolve, split: str, pair: tuple[str, str] | None) -> Corpus:
         columns = (0, 1) if pair == ("en", "fr") else (1, 0)
-        return _seeded_split(read_tsv_pairs(resolve(file_name), columns=columns, source_name=pair[0], target_name=pair[1]), split)
+        return _seeded_split(
+            read_tsv_pairs(resolve(file_name), columns=columns, source_name=pair[0], target_name=pair[1]), split
+        )
 
     return read
 
@@ -119,7 +133,10 @@ def _tsv_en_fr_reader(file_name: str) -> Callable[[Resolve, str, tuple[str, str]
 def _read_sst2(resolve: Resolve, split: str, pair: tuple[str, str] | None) -> Corpus:
     # GLUE withholds the test labels: that split is read unlabelled.
     corpus = read_labelled(
-        resolve(f"{split}.tsv.gz"), text_field="sentence", label_field=None if split == "test" else "label", label_values=["0", "1"]
+        resolve(f"{split}.tsv.gz"),
+        text_field="sentence",
+        label_field=None if split == "test" else "label",
+        label_values=["0", "1"],
     )
     return dataclasses.replace(corpus, label_names=["negative", "positive"])
 
@@ -128,13 +145,25 @@ def _read_ag_news(resolve: Resolve, split: str, pair: tuple[str, str] | None) ->
     names = [line.strip() for line in read_lines(resolve("classes.txt"))[0] if line.strip()]
     # CSV rows are (class index 1-4, title, description).
     label_values = [str(i) for i in range(1, len(names) + 1)]
-    corpus = read_labelled(resolve("test.csv.gz"), text_field=(1, 2), label_field=0, label_values=label_values, header=False, file_format="csv")
+    corpus = read_labelled(
+        resolve("test.csv.gz"),
+        text_field=(1, 2),
+        label_field=0,
+        label_values=label_values,
+        header=False,
+        file_format="csv",
+    )
     return dataclasses.replace(corpus, label_names=names)
 
 
 def _read_sms_spam(resolve: Resolve, split: str, pair: tuple[str, str] | None) -> Corpus:
     corpus = read_labelled(
-        resolve("SMSSpamCollection.gz"), text_field=1, label_field=0, label_values=["ham", "spam"], header=False, file_format="tsv"
+        resolve("SMSSpamCollection.gz"),
+        text_field=1,
+        label_field=0,
+        label_values=["ham", "spam"],
+        header=False,
+        file_format="tsv",
     )
     return _seeded_split(corpus, split)
 
@@ -212,7 +241,9 @@ _MULTI30K_FILES = {
 }
 
 _SEEDED_SPLITS = {"train": "train", "val": "val", "test": "test"}
-_TATOEBA_URL = _github_raw("DevHunterYZ/Neural-Machine-Translation", "dd286a01f7993cd82f1c1b73e532919f8b3304a5", "fra.txt")
+_TATOEBA_URL = _github_raw(
+    "DevHunterYZ/Neural-Machine-Translation", "dd286a01f7993cd82f1c1b73e532919f8b3304a5", "fra.txt"
+)
 
 CORPORA: dict[str, CorpusEntry] = {
     entry.name: entry
@@ -246,7 +277,11 @@ CORPORA: dict[str, CorpusEntry] = {
             task="translation en/fr",
             folder="tatoeba-fra-eng",
             splits=_SEEDED_SPLITS,
-            files=(DataFile("fra-eng.tsv.gz", "0954ee9d64d7d5ad6510f64417fa0adf49edf17b0a82c0f956dd8870ba0d750c", _TATOEBA_URL),),
+            files=(
+                DataFile(
+                    "fra-eng.tsv.gz", "0954ee9d64d7d5ad6510f64417fa0adf49edf17b0a82c0f956dd8870ba0d750c", _TATOEBA_URL
+                ),
+            ),
             license="CC BY 2.0 FR (Tatoeba contributors)",
             read=_tsv_en_fr_reader("fra-eng.tsv.gz"),
             pairs=("en-fr", "fr-en"),
@@ -260,10 +295,18 @@ CORPORA: dict[str, CorpusEntry] = {
                 DataFile(
                     stored,
                     sha,
-                    _github_raw("eyalbd2/Reproducing-AutoPrompt", "6288fb5bec9c572f2492875ae0111df5b6daed11", f"glue_data/SST-2/{upstream}"),
+                    _github_raw(
+                        "eyalbd2/Reproducing-AutoPrompt",
+                        "6288fb5bec9c572f2492875ae0111df5b6daed11",
+                        f"glue_data/SST-2/{upstream}",
+                    ),
                 )
                 for stored, upstream, sha in [
-                    ("train.tsv.gz", "train_full.tsv", "1c4843303462f8f93e006ff618a9e61d207468cafd030046d7d7fd6b78af342b"),
+                    (
+                        "train.tsv.gz",
+                        "train_full.tsv",
+                        "1c4843303462f8f93e006ff618a9e61d207468cafd030046d7d7fd6b78af342b",
+                    ),
                     ("dev.tsv.gz", "dev.tsv", "19553efc6f7bac0b7fdd37d4e29dc37c15e9e779767249a16f857fbfcedb23fa"),
                     ("test.tsv.gz", "test.tsv", "b701fc89906597eea61be98f2d244e2d02170dbe688c452a9150962d36010385"),
                 ]
@@ -290,7 +333,11 @@ CORPORA: dict[str, CorpusEntry] = {
                 DataFile(
                     "classes.txt",
                     "612dbfa932f07a6ed837295a7d5746ce7412e7bb4bc32ba919fdb3cda3a1b9b5",
-                    _github_raw("suuuch/TransformerClassification", "0d9808e1978c8468b4f8f08a44c5be99d058aa7b", "data/ag_news_csv/classes.txt"),
+                    _github_raw(
+                        "suuuch/TransformerClassification",
+                        "0d9808e1978c8468b4f8f08a44c5be99d058aa7b",
+                        "data/ag_news_csv/classes.txt",
+                    ),
                 ),
             ),
             license="non-commercial research (dataset readme)",
@@ -306,7 +353,11 @@ CORPORA: dict[str, CorpusEntry] = {
                 DataFile(
                     "SMSSpamCollection.gz",
                     "8fd20918904042e5104c4d5d22642f1332b0bc670c55df3a8688a1ea7b2e9e8d",
-                    _github_raw("PARKER-X/SpamClassifier", "5fa41eaf3ec0d21d3ffced673800d25b6b8ffc20", "smsspamcollection/SMSSpamCollection"),
+                    _github_raw(
+                        "PARKER-X/SpamClassifier",
+                        "5fa41eaf3ec0d21d3ffced673800d25b6b8ffc20",
+                        "smsspamcollection/SMSSpamCollection",
+                    ),
                 ),
             ),
             license="free use, cite Almeida et al. 2011 (dataset readme)",
@@ -321,7 +372,9 @@ CORPORA: dict[str, CorpusEntry] = {
                 DataFile(
                     "dev-v1.1.json.gz",
                     "5ef5752d50566ab538501116de1508326eefb6bf70026def7915309f30822727",
-                    _github_raw("rajpurkar/SQuAD-explorer", "eee5fdbf62f8613a7812b03419e6b29617b74fd1", "dataset/dev-v1.1.json"),
+                    _github_raw(
+                        "rajpurkar/SQuAD-explorer", "eee5fdbf62f8613a7812b03419e6b29617b74fd1", "dataset/dev-v1.1.json"
+                    ),
                 ),
             ),
             license="CC BY-SA 4.0 (SQuAD site)",
@@ -337,7 +390,11 @@ CORPORA: dict[str, CorpusEntry] = {
                 DataFile(
                     "input.txt.gz",
                     "bed00f18e91cda6838950656f0a95e07e0f4dbe8649a4b959f7602a7e53fbc6e",
-                    _github_raw("karpathy/char-rnn", "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e", "data/tinyshakespeare/input.txt"),
+                    _github_raw(
+                        "karpathy/char-rnn",
+                        "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e",
+                        "data/tinyshakespeare/input.txt",
+                    ),
                 ),
             ),
             license="public-domain text; char-rnn Readme: MIT",
@@ -353,7 +410,9 @@ CORPORA: dict[str, CorpusEntry] = {
                     f"english/{name}.yml.gz",
                     sha,
                     _github_raw(
-                        "gunthercox/chatterbot-corpus", "a01efece26661309b870af0251d96f94ee09fb19", f"chatterbot_corpus/data/english/{name}.yml"
+                        "gunthercox/chatterbot-corpus",
+                        "a01efece26661309b870af0251d96f94ee09fb19",
+                        f"chatterbot_corpus/data/english/{name}.yml",
                     ),
                 )
                 for name, sha in _CHATTERBOT_FILES.items()
@@ -366,7 +425,9 @@ CORPORA: dict[str, CorpusEntry] = {
             task="translation en/fr (embedded)",
             folder="",
             splits=_SEEDED_SPLITS,
-            files=(DataFile(SAMPLE_FILE, "9a3ca297969c620073a1b2d8361e426ea43cf11ade9b3abc6430b57988dd99ef", _TATOEBA_URL),),
+            files=(
+                DataFile(SAMPLE_FILE, "9a3ca297969c620073a1b2d8361e426ea43cf11ade9b3abc6430b57988dd99ef", _TATOEBA_URL),
+            ),
             license="CC BY 2.0 FR (Tatoeba contributors)",
             read=_tsv_en_fr_reader(SAMPLE_FILE),
             pairs=("en-fr", "fr-en"),
@@ -423,7 +484,9 @@ def load(name: str, split: str = "train", pair: str | None = None, data_dir: str
         raise ValueError(f"{name} has no split {split!r}; splits: {', '.join(corpus_entry.split_names)}{note}")
     languages = _parse_pair(corpus_entry, pair)
     with ExitStack() as stack:
-        return corpus_entry.read(lambda path: _resolve(corpus_entry, path, data_dir, stack), corpus_entry.splits[split], languages)
+        return corpus_entry.read(
+            lambda path: _resolve(corpus_entry, path, data_dir, stack), corpus_entry.splits[split], languages
+        )
 
 
 def verify(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, str]:
@@ -462,7 +525,9 @@ def format_listing(data_dir: str | os.PathLike | None = None) -> str:
             status = "embedded, sha256 ok" if corpus_entry.embedded else "present, sha256 ok"
         else:
             status = f"{counts['ok']} ok, {counts['missing']} missing, {counts['sha256 mismatch']} changed"
-        rows.append((corpus_entry.name, corpus_entry.task, ",".join(corpus_entry.split_names), status, corpus_entry.license))
+        rows.append(
+            (corpus_entry.name, corpus_entry.task, ",".join(corpus_entry.split_names), status, corpus_entry.license)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
     sources = [f"  {e.name}: {source}" for e in CORPORA.values() for source in _sources(e)]

@@ -15,7 +15,9 @@ from kerasllm.data.corpus import LabelledCorpus, ParallelCorpus, QACorpus, TextC
 _RECORD_NOUN = {ParallelCorpus: "pairs", LabelledCorpus: "texts", TextCorpus: "lines", QACorpus: "questions"}
 
 
-def corpus_stats(name: str, pair: str | None = None, vocab_size: int = 8000, data_dir: str | os.PathLike | None = None) -> dict:
+def corpus_stats(
+    name: str, pair: str | None = None, vocab_size: int = 8000, data_dir: str | os.PathLike | None = None
+) -> dict:
     """Count records per split and measure token lengths and [UNK] share per side and split.
 
     One vocabulary per side (e.g. en and de) is trained on the train split (or, for corpora that
@@ -41,6 +43,7 @@ def corpus_stats(name: str, pair: str | None = None, vocab_size: int = 8000, dat
     corpora = {split: registry.load(name, split, pair, data_dir) for split in entry.split_names}
     # Imported after loading so that a bad name or a missing corpus is reported without importing TensorFlow.
     from kerasllm.data.tokenizer import UNK_ID, SubwordTokenizer, train_wordpiece_vocabulary
+
     vocabulary_split = "train" if "train" in corpora else entry.split_names[0]
     sides = list(corpora[vocabulary_split].text_fields())
     tokenizers = {}
@@ -87,12 +90,28 @@ def format_stats(stats: dict) -> str:
     rows = [header]
     for split, split_stats in stats["splits"].items():
         for index, (side, s) in enumerate(split_stats["sides"].items()):
-            counts = (split, str(split_stats["records"]), str(split_stats["dropped_empty"]), str(split_stats["invalid_utf8"]))
+            counts = (
+                split,
+                str(split_stats["records"]),
+                str(split_stats["dropped_empty"]),
+                str(split_stats["invalid_utf8"]),
+            )
             lengths = (side, str(s["p50"]), str(s["p90"]), str(s["p99"]), str(s["max"]), f"{100 * s['unk_share']:.2f}%")
             rows.append((counts if index == 0 else ("",) * len(counts)) + lengths)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     # Text columns left-aligned, numbers right-aligned.
-    align = [str.ljust, str.rjust, str.rjust, str.rjust, str.ljust, str.rjust, str.rjust, str.rjust, str.rjust, str.rjust]
+    align = [
+        str.ljust,
+        str.rjust,
+        str.rjust,
+        str.rjust,
+        str.ljust,
+        str.rjust,
+        str.rjust,
+        str.rjust,
+        str.rjust,
+        str.rjust,
+    ]
     table = ["  ".join(a(cell, w) for a, cell, w in zip(align, row, widths)).rstrip() for row in rows]
     return "\n".join(
         [

@@ -6,5 +6,13 @@ from kerasllm.training.metrics import MaskedTokenAccuracy
 from kerasllm.training.recipe import compile_for_training
 from kerasllm.training.schedules import TransformerSchedule
 
-__all__ = ["MaskedSparseCrossEntropy", "MaskedTokenAccuracy", "ResumableEarlyStopping", "TrainingClock",
-           "TransformerSchedule", "compile_for_training", "previous_best", "training_callbacks"]
+__all__ = [
+    "MaskedSparseCrossEntropy",
+    "MaskedTokenAccuracy",
+    "ResumableEarlyStopping",
+    "TrainingClock",
+    "TransformerSchedule",
+    "compile_for_training",
+    "previous_best",
+    "training_callbacks",
+]

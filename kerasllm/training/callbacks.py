@@ -91,10 +91,17 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best, self.wait = best, epochs_since
 
 
-def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_stopping_patience: int | None = 5,
-                       backup_every_steps: int | None = None, tensorboard: bool = True,
-                       budget_minutes: float | None = None, lr_decay_patience: int | None = None,
-                       lr_decay_factor: float = 0.5) -> list[keras.callbacks.Callback]:
+def training_callbacks(
+    run_dir: str | Path,
+    *,
+    monitor: str = "val_loss",
+    early_stopping_patience: int | None = 5,
+    backup_every_steps: int | None = None,
+    tensorboard: bool = True,
+    budget_minutes: float | None = None,
+    lr_decay_patience: int | None = None,
+    lr_decay_factor: float = 0.5,
+) -> list[keras.callbacks.Callback]:
     """Best checkpoint, resumable backup, early stopping, a time budget, optional learning-rate decay on
     plateau, TensorBoard logs and a CSV history.
 
@@ -127,18 +134,33 @@ def training_callbacks(run_dir: str | Path, *, monitor: str = "val_loss", early_
         TrainingClock(run_dir / "history.csv", budget_minutes),
         # double_checkpoint keeps the previous backup, so a run killed while writing one (a corrupt
         # file) restores from the one before instead of failing.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=backup_every_steps or "epoch",
-                                         double_checkpoint=True, delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor=monitor, mode="min", save_best_only=True,
-                                        initial_value_threshold=best_so_far),
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / "backup"),
+            save_freq=backup_every_steps or "epoch",
+            double_checkpoint=True,
+            delete_checkpoint=False,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.keras"),
+            monitor=monitor,
+            mode="min",
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
     if lr_decay_patience is not None:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="min", factor=lr_decay_factor,
-                                                           patience=lr_decay_patience, verbose=1))
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode="min", factor=lr_decay_factor, patience=lr_decay_patience, verbose=1
+            )
+        )
     if early_stopping_patience is not None:
-        callbacks.append(ResumableEarlyStopping(run_dir / "history.csv", monitor=monitor,
-                                                patience=early_stopping_patience, restore_best_weights=True))
+        callbacks.append(
+            ResumableEarlyStopping(
+                run_dir / "history.csv", monitor=monitor, patience=early_stopping_patience, restore_best_weights=True
+            )
+        )
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
     return callbacks

@@ -26,8 +26,14 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
     >>> value = loss(keras.ops.convert_to_tensor([[5, 2, 0]]), keras.random.normal((1, 3, 8)))
     """
 
-    def __init__(self, label_smoothing: float = 0.0, pad_id: int = 0, from_logits: bool = True,
-                 name: str = "masked_sparse_cross_entropy", **kwargs):
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        pad_id: int = 0,
+        from_logits: bool = True,
+        name: str = "masked_sparse_cross_entropy",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.label_smoothing = label_smoothing
         self.pad_id = pad_id
