@@ -80,8 +80,11 @@ def _add_export_commands(subparsers: argparse._SubParsersAction) -> None:
         "verify",
         help="load and exercise a SavedModel as TF Serving would",
         description="In a fresh process importing only tensorflow and tensorflow_text: load the "
-        "SavedModel, run it on sample and hostile inputs, list its ops, and fail on ops outside "
-        "core TF + tensorflow-text or on XLA.",
+        "SavedModel, feed every string input of serving_default sample and hostile text (empty, 10,000 "
+        "characters, invalid UTF-8, ...) and a mixed batch, check every output (one row per input, finite, "
+        "each call time-bounded, an empty input answered alike alone and in the batch), load it again in a "
+        "TF1 session as tensorflow_model_server does, list its ops, and fail on ops outside core TF + "
+        "tensorflow-text or on XLA.",
     )
     verify.add_argument("path", help="SavedModel version directory, e.g. saved_models/translate/1")
     verify.add_argument("--max-seconds", type=float, default=30.0, help="bound on the slowest call (default 30)")
@@ -193,7 +196,8 @@ def _run_diagram(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kerasllm",
-        description="Train Transformer and LSTM seq2seq models with model.fit and export them for TF Serving.",
+        description="Train Transformer, GPT and LSTM models with model.fit, evaluate them and export them for TF "
+        "Serving; each app (translate, ...) has train, evaluate, export and predict.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('kerasllm').__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
