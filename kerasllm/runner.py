@@ -23,6 +23,7 @@ import shutil
 import time
 import types
 import typing
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -458,17 +459,20 @@ def peak_rss_mb() -> float:
 
 
 def load_checkpoint(path: str | Path) -> keras.Model:
-    """`keras.saving.load_model`, with one clear line for a missing or damaged file."""
+    """`keras.saving.load_model`, with one clear line for a missing, damaged or incompatible file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no {path.name} in {path.parent}: train first with `--out {path.parent}`")
     try:
         return keras.saving.load_model(path)
-    except Exception as error:  # a truncated or foreign file: say so, and what will actually help.
+    except Exception as error:  # say which file, what is wrong with it, and what will actually help.
+        detail = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+        # A whole .keras archive that does not load was written for other classes (an older kerasllm: the model
+        # arguments or layer layout changed); a truncated one is not even a zip archive.
+        problem = "was written by another version of kerasllm" if zipfile.is_zipfile(path) else "is damaged"
         raise ValueError(
-            f"{path} is damaged ({type(error).__name__}: {str(error).splitlines()[0][:120]}). "
-            f"Training does not rewrite it once the run has finished: train again with another "
-            f"--out, or delete {path.parent} and retrain"
+            f"{path} {problem} ({detail}). Training does not rewrite it once the run has finished: train again "
+            f"with another --out, or delete {path.parent} and retrain"
         ) from None
 
 

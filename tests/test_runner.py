@@ -138,3 +138,25 @@ def test_the_model_is_built_in_the_configs_dtype_policy_without_a_global_one():
     model = app.APP.build_model(config, {"source": 100, "target": 100})
     assert keras.config.dtype_policy().name == "float32"
     assert {layer.dtype_policy.name for layer in model.layers if layer.weights} == {"mixed_bfloat16"}
+
+
+def test_a_checkpoint_written_for_other_classes_says_so(tmp_path):
+    """A whole .keras archive whose config no longer fits the classes (a run of an older kerasllm) is not
+    called damaged: the message says what it is."""
+    import zipfile
+
+    model = app.APP.build_model(TranslateConfig.load("tiny"), {"source": 100, "target": 100})
+    model.save(tmp_path / "good.keras")
+    with zipfile.ZipFile(tmp_path / "good.keras") as source, zipfile.ZipFile(tmp_path / "old.keras", "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["d_model"] = config["config"].pop("hidden_dim")
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    with pytest.raises(ValueError, match="old.keras was written by another version of kerasllm .* retrain"):
+        runner.load_checkpoint(tmp_path / "old.keras")
+    (tmp_path / "cut.keras").write_bytes((tmp_path / "good.keras").read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cut.keras is damaged"):
+        runner.load_checkpoint(tmp_path / "cut.keras")
