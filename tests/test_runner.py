@@ -160,3 +160,15 @@ def test_a_checkpoint_written_for_other_classes_says_so(tmp_path):
     (tmp_path / "cut.keras").write_bytes((tmp_path / "good.keras").read_bytes()[:1000])
     with pytest.raises(ValueError, match="cut.keras is damaged"):
         runner.load_checkpoint(tmp_path / "cut.keras")
+
+
+def test_ctrl_c_is_one_line_saying_the_run_resumes(monkeypatch, capsys, tmp_path):
+    import apps.translate.cli as translate_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(translate_cli, "_train", interrupted)
+    assert main(["translate", "train", "--out", str(tmp_path / "run")]) == 130
+    error = capsys.readouterr().err
+    assert "interrupted" in error and "resumes" in error and error.count("\n") == 1
