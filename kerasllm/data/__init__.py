@@ -1,8 +1,9 @@
 """kerasllm.data: corpora, the subword tokenizer and the tf.data input pipelines.
 
 Modules: `corpus` (corpus types), `readers` (file formats), `registry` (`load`, `verify`, the corpus
-list), `tokenizer` (WordPiece `SubwordTokenizer`), `pipeline` (bucketed tf.data datasets), `stats`,
-`demo`, `make_sample` (rebuilds the embedded sample).
+list), `splits` (stratified hold-outs), `tokenizer` (WordPiece `SubwordTokenizer`), `pipeline` (bucketed
+tf.data datasets), `windows` (sliding windows over long texts), `stats`, `demo`, `make_sample` (rebuilds the
+embedded samples).
 
 The TensorFlow-based names are imported on first use, so `kerasllm data list` and
 `kerasllm.data.load` stay fast.
@@ -42,6 +43,7 @@ _LAZY = {
         "measure_batches",
         "BatchStats",
     ],
+    "kerasllm.data.windows": ["window_starts", "sliding_windows", "aggregate_windows", "WINDOW_AGGREGATIONS"],
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 

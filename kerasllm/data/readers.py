@@ -163,7 +163,7 @@ def read_labelled(
     file_format = file_format or _format_from_name(path)
     text_fields = [text_field] if isinstance(text_field, (str, int)) else list(text_field)
     rows, report = _read_rows(path, file_format, header)
-    texts, raw_labels = [], []
+    texts, raw_labels, numbers = [], [], []
     for number, row in rows:
         try:
             text = " ".join(str(row[f]) for f in text_fields).strip()
@@ -175,13 +175,15 @@ def read_labelled(
             continue
         texts.append(text)
         raw_labels.append(label)
+        numbers.append(number)
     if label_field is None:
         return LabelledCorpus(texts, [UNLABELLED] * len(texts), list(label_values or []), report)
     values = list(label_values) if label_values is not None else sorted(set(raw_labels))
     index = {value: i for i, value in enumerate(values)}
     unknown = sorted(set(raw_labels) - index.keys())
     if unknown:
-        raise ValueError(f"{path}: unexpected label value(s) {unknown[:5]}, expected one of {values}")
+        first = next(number for number, label in zip(numbers, raw_labels) if label not in index)
+        raise ValueError(f"{path} record {first}: unexpected label value(s) {unknown[:5]}, expected one of {values}")
     return LabelledCorpus(texts, [index[label] for label in raw_labels], values, report)
 
 

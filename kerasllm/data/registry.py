@@ -4,9 +4,10 @@
 downloaded. The data root is, in order: the `data_dir` argument, `$KERASLLM_DATA`, `../shared/data`
 relative to the current directory. `sample` is embedded in the package and needs no data root.
 
-Corpora without a standard split (tatoeba-fra-eng, sms_spam, chatterbot_corpus_en, sample) are split
-90% / 5% / 5% into train / val / test by a fixed seeded shuffle (`SPLIT_SEED`), so every run and every
-machine sees the same split; records keep their file order within a split. tiny_shakespeare follows
+Corpora without a standard split (tatoeba-fra-eng, sms_spam, chatterbot_corpus_en, sample, sms_spam_sample) are
+split 90% / 5% / 5% into train / val / test by a fixed seeded shuffle (`SPLIT_SEED`), so every run and every
+machine sees the same split; records keep their file order within a split, and split `all` is the whole file
+(for an app that makes its own, e.g. stratified, split). tiny_shakespeare follows
 the char-rnn convention: first 90% of the characters train, last 10% val.
 """
 
@@ -24,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from kerasllm.data.corpus import Corpus, LabelledCorpus, ParallelCorpus, TextCorpus
-from kerasllm.data.make_sample import SAMPLE_FILE
+from kerasllm.data.make_sample import SAMPLE_FILE, SMS_SAMPLE_FILE
 from kerasllm.data.readers import (
     read_conversations,
     read_labelled,
@@ -99,6 +100,8 @@ class CorpusEntry:
 
 
 def _seeded_split(corpus: ParallelCorpus | LabelledCorpus, split: str) -> ParallelCorpus | LabelledCorpus:
+    if split == "all":
+        return corpus
     order = list(range(len(corpus)))
     random.Random(SPLIT_SEED).shuffle(order)
     held_out = round(len(order) * HELD_OUT_FRACTION)
@@ -156,16 +159,19 @@ def _read_ag_news(resolve: Resolve, split: str, pair: tuple[str, str] | None) ->
     return dataclasses.replace(corpus, label_names=names)
 
 
-def _read_sms_spam(resolve: Resolve, split: str, pair: tuple[str, str] | None) -> Corpus:
-    corpus = read_labelled(
-        resolve("SMSSpamCollection.gz"),
-        text_field=1,
-        label_field=0,
-        label_values=["ham", "spam"],
-        header=False,
-        file_format="tsv",
-    )
-    return _seeded_split(corpus, split)
+def _sms_reader(file_name: str) -> Callable[[Resolve, str, tuple[str, str] | None], Corpus]:
+    def read(resolve: Resolve, split: str, pair: tuple[str, str] | None) -> Corpus:
+        corpus = read_labelled(
+            resolve(file_name),
+            text_field=1,
+            label_field=0,
+            label_values=["ham", "spam"],
+            header=False,
+            file_format="tsv",
+        )
+        return _seeded_split(corpus, split)
+
+    return read
 
 
 def _read_squad(resolve: Resolve, split: str, pair: tuple[str, str] | None) -> Corpus:
@@ -240,7 +246,7 @@ _MULTI30K_FILES = {
     "val.fr.gz": "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9",
 }
 
-_SEEDED_SPLITS = {"train": "train", "val": "val", "test": "test"}
+_SEEDED_SPLITS = {"train": "train", "val": "val", "test": "test", "all": "all"}
 _TATOEBA_URL = _github_raw(
     "DevHunterYZ/Neural-Machine-Translation", "dd286a01f7993cd82f1c1b73e532919f8b3304a5", "fra.txt"
 )
@@ -361,7 +367,7 @@ CORPORA: dict[str, CorpusEntry] = {
                 ),
             ),
             license="free use, cite Almeida et al. 2011 (dataset readme)",
-            read=_read_sms_spam,
+            read=_sms_reader("SMSSpamCollection.gz"),
         ),
         CorpusEntry(
             name="squad_v1.1",
@@ -431,6 +437,25 @@ CORPORA: dict[str, CorpusEntry] = {
             license="CC BY 2.0 FR (Tatoeba contributors)",
             read=_tsv_en_fr_reader(SAMPLE_FILE),
             pairs=("en-fr", "fr-en"),
+        ),
+        CorpusEntry(
+            name="sms_spam_sample",
+            task="spam classification (embedded)",
+            folder="",
+            splits=_SEEDED_SPLITS,
+            files=(
+                DataFile(
+                    SMS_SAMPLE_FILE,
+                    "625cc97a97bc72e91c47a130f58be8cac5e08c0fb2f55303d17c4fe855657127",
+                    _github_raw(
+                        "PARKER-X/SpamClassifier",
+                        "5fa41eaf3ec0d21d3ffced673800d25b6b8ffc20",
+                        "smsspamcollection/SMSSpamCollection",
+                    ),
+                ),
+            ),
+            license="free use, copyright Almeida & Gómez Hidalgo, cite Almeida et al. 2011 (see ATTRIBUTION-sms.md)",
+            read=_sms_reader(SMS_SAMPLE_FILE),
         ),
     ]
 }
@@ -573,7 +598,7 @@ def _resolve(corpus_entry: CorpusEntry, path: str, data_dir: str | os.PathLike |
         if not location.is_file():
             raise FileNotFoundError(
                 f"the embedded sample {location} is missing from the installed package: reinstall kerasllm, "
-                f"or regenerate it with `python -m kerasllm.data.make_sample ../shared/data/tatoeba-fra-eng/fra-eng.tsv.gz`"
+                "or regenerate it with `python -m kerasllm.data.make_sample` (see kerasllm/data/make_sample.py)"
             )
         return location
     root, origin = data_root(data_dir)
