@@ -5,6 +5,7 @@ from kerasllm.layers.dense import Dense
 from kerasllm.layers.embeddings import TokenAndPositionEmbedding, tied_logits
 from kerasllm.layers.feed_forward import FeedForward
 from kerasllm.layers.lstm_decoder import LSTMDecoder, LSTMDecoderCell
+from kerasllm.layers.pooling import POOLING_MODES, SequencePooling
 from kerasllm.layers.positions import LearnedPositionEmbedding, SinusoidalPositionEncoding
 from kerasllm.layers.recurrent import RNNEncoder
 from kerasllm.layers.recurrent_attention import BahdanauAttention, LuongAttention
@@ -19,7 +20,9 @@ __all__ = [
     "LearnedPositionEmbedding",
     "LuongAttention",
     "MultiHeadAttention",
+    "POOLING_MODES",
     "RNNEncoder",
+    "SequencePooling",
     "SinusoidalPositionEncoding",
     "TokenAndPositionEmbedding",
     "TransformerDecoderLayer",
