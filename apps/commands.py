@@ -62,9 +62,18 @@ def serving_dtype(args: argparse.Namespace) -> str | None:
     return None if args.serving_dtype == "keep" else args.serving_dtype
 
 
+def add_predict_arguments(parser: argparse.ArgumentParser, *, what: str = "texts") -> None:
+    parser.add_argument("--out", help="run directory")
+    parser.add_argument("--saved-model", help="exported version directory (instead of --out)")
+    parser.add_argument("texts", nargs="*", help=f"{what} (default: one per line on stdin)")
+
+
 def read_texts(args: argparse.Namespace) -> list[str | bytes]:
     """The texts of a `predict` command: its arguments, else one per line of stdin, as bytes so that a line with
-    invalid UTF-8 reaches the model (the graph replaces bad bytes) instead of failing the whole input."""
+    invalid UTF-8 reaches the model (the graph replaces bad bytes) instead of failing the whole input. Checks first
+    that the command names exactly one model: `--out` or `--saved-model`."""
+    if bool(args.out) == bool(args.saved_model):
+        raise ValueError("give exactly one of --out (a run directory) or --saved-model (an exported version)")
     if args.texts:
         return list(args.texts)
     texts = [line.rstrip(b"\r\n") for line in sys.stdin.buffer]

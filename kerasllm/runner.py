@@ -269,9 +269,12 @@ class App:
         """`(train, validation)` tf.data datasets of `(inputs, targets)` batches, cut at `config.max_tokens`."""
         raise NotImplementedError
 
-    def build_model(self, config: RunConfig, vocabulary_sizes: dict[str, int]) -> keras.Model:
+    def build_model(
+        self, config: RunConfig, vocabulary_sizes: dict[str, int], info: dict[str, Any] | None = None
+    ) -> keras.Model:
         """The configured model, built (so `summary()` and checkpoint restore work), in `config.mixed_precision`,
-        for vocabularies of these sizes (by vocabulary name)."""
+        for vocabularies of these sizes (by vocabulary name) and the run's `info` (e.g. its classes; None when
+        there is no run, as for `kerasllm diagram`)."""
         raise NotImplementedError
 
     def compile(self, model: keras.Model, config: RunConfig) -> None:
@@ -364,7 +367,7 @@ def prepare_training(app: App, run: Run, data_dir: str | None = None) -> tuple[k
     run.tokenizers = _tokenizers(app, run, data_dir)
     train_set, val_set = app.datasets(run, data_dir)
     vocabulary_sizes = {name: tokenizer.vocabulary_size for name, tokenizer in run.tokenizers.items()}
-    model = app.build_model(run.config, vocabulary_sizes)
+    model = app.build_model(run.config, vocabulary_sizes, run.info)
     app.compile(model, run.config)
     return model, train_set, val_set
 

@@ -41,7 +41,7 @@ def model_server(paths: dict[str, Path]) -> Iterator[tuple[dict, int, int]]:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(json.dumps(body).encode())
+            self.wfile.write(json.dumps(body, default=bytes.decode).encode())  # strings of any rank, as UTF-8
 
         def do_GET(self):
             name = self.path.removeprefix("/v1/models/").removesuffix("/metadata")
@@ -66,10 +66,7 @@ def model_server(paths: dict[str, Path]) -> Iterator[tuple[dict, int, int]]:
                 return self.reply(404, {"error": f"Servable not found for request: Latest({name})"})
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             outputs = signatures[name](**{key: tf.constant(from_json(value)) for key, value in body["inputs"].items()})
-            columns = {
-                key: [v.decode() if isinstance(v, bytes) else v for v in value.numpy().tolist()]
-                for key, value in outputs.items()
-            }
+            columns = {key: value.numpy().tolist() for key, value in outputs.items()}
             self.reply(200, {"outputs": next(iter(columns.values())) if len(columns) == 1 else columns})
 
         def log_message(self, *args):

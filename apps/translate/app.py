@@ -49,7 +49,9 @@ class TranslateApp(runner.App):
         val_set = make_seq2seq_dataset(splits[1], source, target, shuffle=False, **options)
         return train_set, val_set
 
-    def build_model(self, config: TranslateConfig, vocabulary_sizes: dict[str, int]) -> keras.Model:
+    def build_model(
+        self, config: TranslateConfig, vocabulary_sizes: dict[str, int], info: dict[str, Any] | None = None
+    ) -> keras.Model:
         model = config.MODELS[config.model](
             source_vocabulary_size=vocabulary_sizes["source"],
             target_vocabulary_size=vocabulary_sizes["target"],

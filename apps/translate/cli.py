@@ -57,9 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="translate sentences from arguments or stdin",
         description="Translate with a run directory (in-process, compiled search) or an exported SavedModel.",
     )
-    predict.add_argument("--out", help="run directory")
-    predict.add_argument("--saved-model", help="exported version directory (instead of --out)")
-    predict.add_argument("texts", nargs="*", help="sentences (default: one per line on stdin)")
+    commands.add_predict_arguments(predict, what="sentences")
     predict.set_defaults(func=_predict)
 
 
@@ -129,8 +127,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if bool(args.out) == bool(args.saved_model):
-        raise ValueError("give exactly one of --out (a run directory) or --saved-model (an exported version)")
     texts = commands.read_texts(args)
     if args.saved_model:
         import tensorflow as tf

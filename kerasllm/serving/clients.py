@@ -183,3 +183,46 @@ def translate_grpc(
     """
     texts = np.array(list(texts), dtype=object)  # DT_STRING even for an empty batch (an empty list gives DT_FLOAT)
     return _translations(predict_grpc({"text": texts}, model=model, host=host, port=port, timeout=timeout))
+
+
+def _classifications(outputs: dict[str, list]) -> list[dict]:
+    return [
+        {
+            "label": label,
+            "probabilities": dict(zip(classes, (float(p) for p in probabilities))),
+            "windows": int(windows),
+        }
+        for label, probabilities, classes, windows in zip(
+            outputs["label"], outputs["probabilities"], outputs["classes"], outputs["windows"]
+        )
+    ]
+
+
+def classify_rest(
+    texts: Sequence[str], *, host: str = "localhost", port: int = 8501, model: str = "classify", timeout: float = 30.0
+) -> list[dict]:
+    """Classify through a served classify model's REST API (`predict_rest` with the `text` input).
+
+    Returns:
+        one dict per input: `label`, `probabilities` (class name → probability) and `windows` (0: the text had no
+        tokens and got the training prior).
+
+    Example:
+    >>> # classify_rest(["WINNER! Claim your prize"], host="localhost")  # [{"label": "spam", ...}]
+    """
+    return _classifications(predict_rest({"text": list(texts)}, model=model, host=host, port=port, timeout=timeout))
+
+
+def classify_grpc(
+    texts: Sequence[str], *, host: str = "localhost", port: int = 8500, model: str = "classify", timeout: float = 30.0
+) -> list[dict]:
+    """Classify through a served classify model's gRPC API (`predict_grpc` with the `text` input).
+
+    Returns:
+        as `classify_rest`.
+
+    Example:
+    >>> # classify_grpc(["WINNER! Claim your prize"], host="localhost")
+    """
+    texts = np.array(list(texts), dtype=object)  # DT_STRING even for an empty batch
+    return _classifications(predict_grpc({"text": texts}, model=model, host=host, port=port, timeout=timeout))
