@@ -26,7 +26,7 @@ from apps.classify import app
 from apps.classify.baseline import tfidf_baseline
 from apps.classify.config import ClassifyConfig
 from apps.classify.datasets import CAVEATS, CORPORA, load_split
-from kerasllm.metrics import classification_scores, mean_sd
+from kerasllm.metrics import classification_scores, mean_sd, plot_confusion_matrix
 
 PRESETS = ("bilstm", "gru", "simple_rnn", "transformer")
 # A 30-word sentence for the batch-1 serving latency (issue 17's target is p50 <= 10 ms for the Transformer).
@@ -35,6 +35,7 @@ SENTENCE = (
     "that learns to forgive, carried by two wonderful performances"
 )
 METRICS = ("accuracy", "macro_f1", "mcc")
+SCALES = {"accuracy": (100.0, 1), "macro_f1": (100.0, 1), "mcc": (1.0, 3)}  # accuracy and F1 in %, MCC as is
 
 
 def _latency_ms(call: Any, repeats: int) -> dict[str, float]:
@@ -46,6 +47,14 @@ def _latency_ms(call: Any, repeats: int) -> dict[str, float]:
         call()
         times.append((time.perf_counter() - started) * 1000)
     return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+
+
+def _cpu_name() -> str | None:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
@@ -130,8 +139,10 @@ def preset_result(
     }
 
 
-def _cell(summary: dict[str, float], scale: float = 100.0, digits: int = 1) -> str:
-    return f"{summary['mean'] * scale:.{digits}f} ± {summary['sd'] * scale:.{digits}f}"
+def _cell(summary: dict[str, float | None], scale: float = 100.0, digits: int = 1) -> str:
+    """`mean ± sd` scaled (a single measurement, sd None, prints alone)."""
+    mean = f"{summary['mean'] * scale:.{digits}f}"
+    return mean if summary["sd"] is None else f"{mean} ± {summary['sd'] * scale:.{digits}f}"
 
 
 def write_plots(results: dict[str, Any], report_dir: Path) -> list[str]:
@@ -164,8 +175,90 @@ def write_plots(results: dict[str, Any], report_dir: Path) -> list[str]:
         curves.legend()
         name = f"{corpus}.png"
         figure.savefig(report_dir / name, dpi=110)
-        names.append(name)
+        best = max(models, key=lambda model: model["summary"]["accuracy"]["mean"])
+        plot_confusion_matrix(
+            best["seeds"][0]["confusion"],
+            entry["label_names"],
+            report_dir / f"{corpus}_confusion.png",
+            title=f"{corpus} test, {best['model']} seed {best['seeds'][0]['seed']}",
+        )
+        names += [name, f"{corpus}_confusion.png"]
     return names
+
+
+def _model(entry: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((model for model in entry["models"] if model["model"] == name), None)
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 17's targets, each with the measured value and whether it is met (means over seeds)."""
+    checks = []
+
+    def check(what: str, value: float, met: bool) -> None:
+        checks.append({"target": what, "measured": round(value, 4), "met": bool(met)})
+
+    corpora = results["corpora"]
+    if "sst2" in corpora:
+        entry = corpora["sst2"]
+        for name, floor in (("bilstm", 0.840), ("transformer", 0.820)):
+            if (model := _model(entry, name)) is not None:
+                value = model["summary"]["accuracy"]["mean"]
+                check(f"SST-2 dev accuracy, {name} >= {floor * 100:.1f}", value * 100, value >= floor)
+        value = entry["baseline"]["scores"]["accuracy"]
+        check("SST-2 TF-IDF baseline reproduces bag-of-words 80.4 ± 1.0", value * 100, abs(value - 0.804) <= 0.01)
+    if "ag_news" in corpora:
+        entry = corpora["ag_news"]
+        floor = entry["baseline"]["scores"]["accuracy"] - 0.01
+        for model in entry["models"]:
+            value = model["summary"]["accuracy"]["mean"]
+            check(
+                f"AG News (our split) {model['model']} >= TF-IDF - 1 = {floor * 100:.1f}", value * 100, value >= floor
+            )
+    if "sms_spam" in corpora:
+        for model in corpora["sms_spam"]["models"]:
+            summary = model["summary"]
+            check(
+                f"SMS spam {model['model']} accuracy >= 98.5",
+                summary["accuracy"]["mean"] * 100,
+                summary["accuracy"]["mean"] >= 0.985,
+            )
+            check(
+                f"SMS spam {model['model']} spam F1 >= 0.93",
+                summary["positive_f1"]["mean"],
+                summary["positive_f1"]["mean"] >= 0.93,
+            )
+            check(
+                f"SMS spam {model['model']} ham false-positive rate <= 0.5%",
+                summary["false_positive_rate"]["mean"] * 100,
+                summary["false_positive_rate"]["mean"] <= 0.005,
+            )
+    for corpus, entry in corpora.items():
+        if (model := _model(entry, "transformer")) is not None:
+            value = model["latency_ms"]["p50"]
+            check(f"{corpus} Transformer SavedModel p50 at batch 1, 30 words <= 10 ms", value, value <= 10.0)
+    return checks
+
+
+def findings(results: dict[str, Any]) -> list[str]:
+    """Where each model wins and loses, read off the measured numbers."""
+    lines = []
+    for corpus, entry in results["corpora"].items():
+        baseline = entry["baseline"]["scores"]["accuracy"]
+        models = sorted(entry["models"], key=lambda model: -model["summary"]["accuracy"]["mean"])
+        best = models[0]
+        beats = [m["model"] for m in models if m["summary"]["accuracy"]["mean"] > baseline]
+        fastest = min(entry["models"], key=lambda model: model["latency_ms"]["p50"])
+        cheapest = min(entry["models"], key=lambda model: model["train_seconds"]["mean"])
+        gap = (best["summary"]["accuracy"]["mean"] - baseline) * 100
+        lines.append(
+            f"- **{corpus}**: best neural model {best['model']} at {_cell(best['summary']['accuracy'])}, "
+            f"{gap:+.1f} points against TF-IDF + LR ({baseline * 100:.1f}); "
+            + (f"beating the baseline: {', '.join(beats)}. " if beats else "no neural preset beats the baseline. ")
+            + f"Fastest to serve: {fastest['model']} ({fastest['latency_ms']['p50']:.2f} ms p50; the baseline "
+            f"{entry['baseline']['latency_ms']['p50']:.2f} ms in-process); cheapest to train: {cheapest['model']} "
+            f"({cheapest['train_seconds']['mean']:.0f} s, the baseline {entry['baseline']['train_seconds']:.0f} s)."
+        )
+    return lines
 
 
 def write_report(results: dict[str, Any], report_dir: Path) -> None:
@@ -185,7 +278,7 @@ def write_report(results: dict[str, Any], report_dir: Path) -> None:
     ]
     for corpus, entry in results["corpora"].items():
         spam = "positive_f1" in entry["baseline"]["scores"]
-        header = "| model | parameters | accuracy | macro F1 | MCC |"
+        header = "| model | parameters | accuracy (%) | macro F1 (%) | MCC |"
         header += " spam F1 | ham false-positive rate |" if spam else ""
         header += " train time (s) | train examples/s | latency p50 / p99 (ms) |"
         lines += [f"## {corpus}", "", CORPORA[corpus] + ".", ""]
@@ -193,8 +286,8 @@ def write_report(results: dict[str, Any], report_dir: Path) -> None:
             lines += [f"**{CAVEATS[corpus]}.**", ""]
         lines += [header, "|" + " --- |" * (header.count("|") - 1)]
         base = entry["baseline"]
-        row = f"| TF-IDF 1-2-gram + LR (C={base['C']}) | {base['features']:,} features |"
-        row += " | ".join(f" {base['scores'][key] * 100:.1f}" for key in METRICS) + " |"
+        row = f"| TF-IDF 1-2-gram + LR (C={base['C']}) | {base['features']:,} features | "
+        row += " | ".join(_cell({"mean": base["scores"][key], "sd": None}, *SCALES[key]) for key in METRICS) + " |"
         if spam:
             row += f" {base['scores']['positive_f1']:.3f} | {base['scores']['false_positive_rate'] * 100:.2f}% |"
         latency = base["latency_ms"]
@@ -202,8 +295,8 @@ def write_report(results: dict[str, Any], report_dir: Path) -> None:
         lines.append(row)
         for model in entry["models"]:
             summary = model["summary"]
-            row = f"| {model['model']} | {model['parameters']:,} |"
-            row += " | ".join(f" {_cell(summary[key])}" for key in METRICS) + " |"
+            row = f"| {model['model']} | {model['parameters']:,} | "
+            row += " | ".join(_cell(summary[key], *SCALES[key]) for key in METRICS) + " |"
             if spam:
                 row += f" {_cell(summary['positive_f1'], 1, 3)} | {_cell(summary['false_positive_rate'], 100, 2)}% |"
             row += (
@@ -211,7 +304,13 @@ def write_report(results: dict[str, Any], report_dir: Path) -> None:
                 f"{model['latency_ms']['p50']:.2f} / {model['latency_ms']['p99']:.2f} |"
             )
             lines.append(row)
-        lines += ["", f"![{corpus}]({corpus}.png)", ""]
+        lines += ["", f"![{corpus}]({corpus}.png)", "", f"![{corpus} confusion matrix]({corpus}_confusion.png)", ""]
+    lines += ["## Where each wins and loses", "", *findings(results), "", "## Targets (issue 17)", ""]
+    lines += ["| target | measured | met |", "| --- | --- | --- |"]
+    lines += [
+        f"| {check['target']} | {check['measured']} | {'yes' if check['met'] else '**no**'} |"
+        for check in results["targets"]
+    ]
     (report_dir / "report.md").write_text("\n".join(lines) + "\n")
 
 
@@ -233,7 +332,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", default="bench/classify", help="report directory (default bench/classify)")
     parser.add_argument("--repeats", type=int, default=200, help="timed serving calls per model (default 200)")
     parser.add_argument("--data-dir", default=None, help="corpus root (default $KERASLLM_DATA or ../shared/data)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite report.md and plots from REPORT_DIR/results.json"
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        results = json.loads((Path(args.report) / "results.json").read_text())
+        results["targets"] = check_targets(results)
+        write_plots(results, Path(args.report))
+        write_report(results, Path(args.report))
+        return
     import os
     import platform
 
@@ -241,12 +349,16 @@ def main(argv: list[str] | None = None) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "command": shlex.join(["python", "bench/classify.py", *(sys.argv[1:] if argv is None else argv)]),
-        "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, no GPU",
+        "machine": f"{os.cpu_count()} CPU cores, {_cpu_name() or platform.machine()}, no GPU",
         "seeds": args.seeds,
         "corpora": {},
     }
     for corpus in args.corpora:
-        entry = {"baseline": baseline_result(corpus, args.data_dir, args.repeats), "models": []}
+        entry = {
+            "label_names": list(load_split(corpus, "test", args.data_dir).label_names),
+            "baseline": baseline_result(corpus, args.data_dir, args.repeats),
+            "models": [],
+        }
         print(f"{corpus} baseline: {json.dumps(entry['baseline']['scores'])}", flush=True)
         results["corpora"][corpus] = entry
         presets = dict(args.presets_for).get(corpus)
@@ -258,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{corpus} {preset}: accuracy {_cell(summary['accuracy'])}", flush=True)
             # Written after every model, so a long run killed halfway still leaves what it measured.
             (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["targets"] = check_targets(results)
+    (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_plots(results, report_dir)
     write_report(results, report_dir)
     print(f"wrote {report_dir / 'report.md'}")

@@ -92,10 +92,12 @@ class CorpusEntry:
 
     @property
     def split_names(self) -> list[str]:
-        """Split names without aliases (the first name given for each split)."""
+        """Split names without aliases (the first name given for each split) and without `all`, which is the whole
+        file rather than a part of it."""
         first: dict[str, str] = {}
         for name, key in self.splits.items():
-            first.setdefault(key, name)
+            if key != "all":
+                first.setdefault(key, name)
         return list(first.values())
 
 
@@ -506,7 +508,8 @@ def load(name: str, split: str = "train", pair: str | None = None, data_dir: str
     corpus_entry = entry(name)
     if split not in corpus_entry.splits:
         note = f" ({corpus_entry.split_note})" if corpus_entry.split_note else ""
-        raise ValueError(f"{name} has no split {split!r}; splits: {', '.join(corpus_entry.split_names)}{note}")
+        whole = ", or all (the whole file)" if "all" in corpus_entry.splits else ""
+        raise ValueError(f"{name} has no split {split!r}; splits: {', '.join(corpus_entry.split_names)}{whole}{note}")
     languages = _parse_pair(corpus_entry, pair)
     with ExitStack() as stack:
         return corpus_entry.read(
