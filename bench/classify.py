@@ -205,7 +205,8 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 value = model["summary"]["accuracy"]["mean"]
                 check(f"SST-2 dev accuracy, {name} >= {floor * 100:.1f}", value * 100, value >= floor)
         value = entry["baseline"]["scores"]["accuracy"]
-        check("SST-2 TF-IDF baseline reproduces bag-of-words 80.4 ± 1.0", value * 100, abs(value - 0.804) <= 0.01)
+        # A check of our data pipeline: keras-io's unigram bag-of-words gets 80.4; ours adds bigrams and picks C on val.
+        check("SST-2 TF-IDF baseline at least the published bag-of-words 80.4 - 1.0", value * 100, value >= 0.794)
     if "ag_news" in corpora:
         entry = corpora["ag_news"]
         floor = entry["baseline"]["scores"]["accuracy"] - 0.01
@@ -311,6 +312,10 @@ def write_report(results: dict[str, Any], report_dir: Path) -> None:
         f"| {check['target']} | {check['measured']} | {'yes' if check['met'] else '**no**'} |"
         for check in results["targets"]
     ]
+    # The reading of the numbers (why a target is missed) is written by hand beside the report and kept on reruns.
+    analysis = report_dir / "analysis.md"
+    if analysis.exists():
+        lines += ["", analysis.read_text().strip()]
     (report_dir / "report.md").write_text("\n".join(lines) + "\n")
 
 
