@@ -397,6 +397,47 @@ def test_train_on_an_unknown_corpus_is_one_line(tmp_path, capsys):
     assert not out.exists(), "nothing is written before the checks"
 
 
+def _write_labelled_file(path, records):
+    path.write_text("text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in records), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_your_own_labelled_file(tmp_path, monkeypatch, capsys):
+    sample = load_split(CORPUS, "train")
+    records = [(text, "junk" if label else "fine") for text, label in list(sample)[:600]]
+    corpus = _write_labelled_file(tmp_path / "mine.tsv", records)
+    out = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)  # a relative --corpus path, as a user types it
+    command = ["classify", "train", "--corpus", "mine.tsv", "--config", "tiny_bilstm", "--epochs", "1"]
+    assert main([*command, "--out", str(out)]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["corpus"] == str(corpus) and info["label_names"] == ["fine", "junk"]
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path.parent)  # evaluate finds the file by its stored absolute path
+    assert main(["classify", "evaluate", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{corpus} test: accuracy" in printed and f"({round(600 * 0.2)} texts" in printed
+
+
+def test_a_labelled_file_too_small_to_split_is_one_line(tmp_path, capsys):
+    corpus = _write_labelled_file(tmp_path / "tiny.tsv", [("good", "a"), ("bad", "b"), ("fine", "a")])
+    command = ["classify", "train", "--corpus", str(corpus), "--config", "tiny_bilstm", "--out", str(tmp_path / "r")]
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert f"{corpus}: its 3 records leave the val split empty" in error and error.count("\n") == 1
+    assert not (tmp_path / "r").exists(), "nothing is written before the checks"
+
+
+def test_a_labelled_file_without_a_label_column_names_file_and_record(tmp_path, capsys):
+    corpus = tmp_path / "bad.tsv"
+    corpus.write_text("text\tlabel\ngood film\tpos\nno label here\n", encoding="utf-8")
+    command = ["classify", "train", "--corpus", str(corpus), "--config", "tiny_bilstm", "--out", str(tmp_path / "r")]
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert str(corpus) in error and "record 3" in error and "Traceback" not in error, error
+
+
 def test_train_without_the_corpus_says_where_it_looked(tmp_path, capsys):
     out = tmp_path / "run"
     command = ["classify", "train", "--corpus", "sst2", "--data-dir", "/nonexistent", "--config", "tiny_bilstm"]

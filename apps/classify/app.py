@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.classify.config import ClassifyConfig
-from apps.classify.datasets import CAVEATS, load_split
+from apps.classify.datasets import CAVEATS, CORPORA, load_split
 from apps.classify.serving import ClassifyModule
 from kerasllm import runner
 from kerasllm.data.pipeline import make_classification_dataset
@@ -100,7 +100,8 @@ def run_info(corpus: str, data_dir: str | None = None) -> dict[str, Any]:
     train = load_split(corpus, "train", data_dir)
     counts = np.bincount(train.labels, minlength=len(train.label_names))
     return {
-        "corpus": corpus,
+        # A file is stored by its absolute path, so evaluate and export find it from any working directory.
+        "corpus": corpus if corpus in CORPORA else str(Path(corpus).resolve()),
         "label_names": list(train.label_names),
         "prior": [round(float(share), 6) for share in counts / counts.sum()],
     }
@@ -116,9 +117,10 @@ def train(
     verbose: int | str = "auto",
 ) -> keras.callbacks.History | None:
     """Train a classifier with `model.fit` (resumes an interrupted run; None for a finished one)."""
-    return runner.train(
-        APP, config, run_dir, run_info(corpus, data_dir), data_dir=data_dir, init_from=init_from, verbose=verbose
-    )
+    info = run_info(corpus, data_dir)
+    for split in ("val", "test"):  # a corpus that cannot be split fails here, before the run directory is written
+        load_split(info["corpus"], split, data_dir)
+    return runner.train(APP, config, run_dir, info, data_dir=data_dir, init_from=init_from, verbose=verbose)
 
 
 def load_run(run_dir: str | Path) -> runner.Run:

@@ -82,7 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_corpus_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--corpus", default="sst2", help=f"{CORPORA} (default sst2; sms_spam_sample needs no ../shared)"
+        "--corpus",
+        default="sst2",
+        help=f"{CORPORA}, or the path of your own labelled file (.tsv/.csv/.jsonl with columns text and label); "
+        "default sst2; sms_spam_sample needs no ../shared",
     )
 
 
