@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from apps.classify import app
-from apps.classify.baseline import tfidf_baseline
+from apps.classify.baseline import corpus_baseline
 from apps.classify.config import ClassifyConfig
 from apps.classify.datasets import CAVEATS, CORPORA, load_split
-from kerasllm.metrics import classification_scores, mean_sd, plot_confusion_matrix
+from kerasllm.metrics import mean_sd, plot_confusion_matrix
 
 PRESETS = ("bilstm", "gru", "simple_rnn", "transformer")
 # A 30-word sentence for the batch-1 serving latency (issue 17's target is p50 <= 10 ms for the Transformer).
@@ -71,10 +71,9 @@ def _headline(scores: dict[str, Any], positive: str | None) -> dict[str, float]:
 
 
 def baseline_result(corpus: str, data_dir: str | None, repeats: int) -> dict[str, Any]:
-    train, val, test = (load_split(corpus, split, data_dir) for split in ("train", "val", "test"))
-    result = tfidf_baseline(train.texts, train.labels, test.texts, val_texts=val.texts, val_labels=val.labels)
-    scores = classification_scores(test.labels, result["predictions"], test.label_names)
-    positive = "spam" if "spam" in test.label_names else None
+    result = corpus_baseline(corpus, data_dir)
+    scores = result["scores"]
+    positive = "spam" if "spam" in scores["per_class"] else None
     latency = _latency_ms(lambda: result["classify"]([SENTENCE]), repeats)
     return {
         "model": "tfidf_logreg",

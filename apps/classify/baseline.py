@@ -96,3 +96,19 @@ def tfidf_baseline(
         "features": len(vectorizer.vocabulary_),
         "classify": lambda texts: model.predict_proba(vectorizer.transform(texts)),
     }
+
+
+def corpus_baseline(corpus: str, data_dir: str | None = None, *, seed: int = 0) -> dict[str, Any]:
+    """`tfidf_baseline` on a classify corpus's own splits (fit on train, C chosen on val, scored on test).
+
+    Returns:
+        `tfidf_baseline`'s dict plus `scores`, `kerasllm.metrics.classification_scores` on the test split.
+    """
+    from apps.classify.datasets import load_split
+    from kerasllm.metrics import classification_scores
+
+    train, val, test = (load_split(corpus, split, data_dir) for split in ("train", "val", "test"))
+    result = tfidf_baseline(
+        train.texts, train.labels, test.texts, seed=seed, val_texts=val.texts, val_labels=val.labels
+    )
+    return {**result, "scores": classification_scores(test.labels, result["predictions"], test.label_names)}

@@ -168,17 +168,14 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from apps.classify.baseline import tfidf_baseline
-    from apps.classify.datasets import CAVEATS, load_split
-    from kerasllm.metrics import classification_scores
+    from apps.classify.baseline import corpus_baseline
+    from apps.classify.datasets import CAVEATS
 
-    train, val, test = (load_split(args.corpus, split, args.data_dir) for split in ("train", "val", "test"))
-    result = tfidf_baseline(train.texts, train.labels, test.texts, val_texts=val.texts, val_labels=val.labels)
-    scores = classification_scores(test.labels, result["predictions"], test.label_names)
+    result = corpus_baseline(args.corpus, args.data_dir)
     print(
         format_scores(
             {
-                **scores,
+                **result["scores"],
                 "corpus": args.corpus,
                 "split": "test",
                 "seconds": result["train_seconds"],

@@ -11,7 +11,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kerasllm.data.windows import aggregate_windows, sliding_windows
+from kerasllm.data.windows import WINDOW_AGGREGATIONS, aggregate_windows, check_window_arguments, sliding_windows
 from kerasllm.export import ServingModule
 
 
@@ -61,8 +61,9 @@ class ClassifyModule(ServingModule):
         self._label_names = tf.constant(list(label_names), tf.string)
         self._prior = tf.constant(list(prior), tf.float32)
         self._window, self._stride, self._aggregate = window, stride, aggregate
-        sliding_windows(tf.ragged.constant([[1]]), window, stride)  # checks window and stride now, not at trace
-        aggregate_windows(tf.zeros([0, 1]), tf.zeros([0], tf.int32), 1, aggregate)
+        check_window_arguments(window, stride)
+        if aggregate not in WINDOW_AGGREGATIONS:
+            raise ValueError(f"aggregate must be one of {WINDOW_AGGREGATIONS}, got {aggregate!r}")
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], jit_compile=False)
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -26,7 +26,8 @@ import tensorflow as tf
 WINDOW_AGGREGATIONS = ("mean", "max")
 
 
-def _check_window_arguments(window: int, stride: int) -> None:
+def check_window_arguments(window: int, stride: int) -> None:
+    """ValueError unless window >= 1 and 1 <= stride <= window (so a serving module fails when built, not traced)."""
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     if not 1 <= stride <= window:
@@ -48,7 +49,7 @@ def window_starts(lengths: tf.Tensor, window: int, stride: int) -> tf.RaggedTens
         >>> window_starts(tf.constant([0, 3, 10, 11]), window=4, stride=3).to_list()
         [[], [0], [0, 3, 6], [0, 3, 6, 7]]
     """
-    _check_window_arguments(window, stride)
+    check_window_arguments(window, stride)
     lengths = tf.cast(lengths, tf.int32)
     overhang = tf.maximum(lengths - window, 0)
     # Ceiling division: one more window for any tokens past the last full stride.
