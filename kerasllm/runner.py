@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import keras
 
-from kerasllm.data.tokenizer import SubwordTokenizer, save_vocabulary, train_wordpiece_vocabulary
+from kerasllm.data.tokenizer import SubwordTokenizer
 from kerasllm.export import export_saved_model, serving_copy
 from kerasllm.training import training_callbacks
 
@@ -133,6 +133,8 @@ class RunConfig:
         max_tokens: tokens kept per text, the one truncation length of the run: training, evaluation and the
             serving graph all cut there, so what is served is what was trained.
         epochs: upper bound on epochs; `time_budget_minutes` may stop earlier.
+        steps_per_epoch: batches per epoch for an app whose training set repeats (a language model's packed
+            blocks), None for one pass over the training set.
         time_budget_minutes: wall-clock training budget, or None.
         learning_rate: constant Adam rate, where the app's recipe uses one.
         lr_decay_patience, lr_decay_factor: with `learning_rate`, multiply the rate by the factor after this
@@ -149,6 +151,7 @@ class RunConfig:
     vocabulary_size: int = 8000
     max_tokens: int = 64
     epochs: int = 30
+    steps_per_epoch: int | None = None
     time_budget_minutes: float | None = None
     learning_rate: float | None = None
     lr_decay_patience: int | None = None
@@ -202,8 +205,8 @@ class RunConfig:
         check_arguments(
             self.MODELS[self.model], self.model_args, f"{where}: model_args", exclude=self.filled_in_model_args()
         )
-        for key in ("vocabulary_size", "max_tokens", "epochs"):
-            if getattr(self, key) < 1:
+        for key in ("vocabulary_size", "max_tokens", "epochs", "steps_per_epoch"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
         if self.mixed_precision not in DTYPE_POLICIES:
             raise ValueError(
@@ -233,14 +236,14 @@ class Run:
         run_dir: the directory.
         config: its validated config.
         info: what it trains on (`run.json`, the app's own keys).
-        tokenizers: one `SubwordTokenizer` per name in `App.vocabularies`.
+        tokenizers: one tokenizer (`App.tokenizer_class`) per name in `App.vocabularies`.
         model: the best checkpoint, or the model being trained.
     """
 
     run_dir: Path
     config: RunConfig
     info: dict[str, Any]
-    tokenizers: dict[str, SubwordTokenizer]
+    tokenizers: dict[str, Any]
     model: keras.Model | None = None
 
 
@@ -264,6 +267,11 @@ class App:
     def special_tokens(self, name: str) -> tuple[str, ...]:
         """Reserved tokens a vocabulary needs beyond [PAD] [UNK] [START] [END] (e.g. [MASK] for pre-training)."""
         return ()
+
+    def tokenizer_class(self, config: RunConfig) -> type:
+        """The tokenizer of the run's vocabularies: a class with `train(texts, vocabulary_size, special_tokens)`,
+        `save(path)` and `load(path)` (WordPiece unless the app's config chooses another, e.g. characters)."""
+        return SubwordTokenizer
 
     def datasets(self, run: Run, data_dir: str | None) -> tuple[Any, Any]:
         """`(train, validation)` tf.data datasets of `(inputs, targets)` batches, cut at `config.max_tokens`."""
@@ -329,18 +337,17 @@ def _check_init_from(app: App, init_from: Path) -> None:
         )
 
 
-def _tokenizers(app: App, run: Run, data_dir: str | None) -> dict[str, SubwordTokenizer]:
+def _tokenizers(app: App, run: Run, data_dir: str | None) -> dict[str, Any]:
     """The run's vocabularies, learned from the app's texts on first use."""
+    tokenizer_class = app.tokenizer_class(run.config)
     texts = None
     for name in app.vocabularies:
         path = _vocabulary_path(run.run_dir, name)
         if not path.exists():
             texts = texts if texts is not None else app.vocabulary_texts(run.info, data_dir)
-            vocabulary = train_wordpiece_vocabulary(
-                texts[name], run.config.vocabulary_size, special_tokens=app.special_tokens(name)
-            )
-            save_vocabulary(vocabulary, path)
-    return {name: SubwordTokenizer.load(_vocabulary_path(run.run_dir, name)) for name in app.vocabularies}
+            tokenizer = tokenizer_class.train(texts[name], run.config.vocabulary_size, app.special_tokens(name))
+            tokenizer.save(path)
+    return {name: tokenizer_class.load(_vocabulary_path(run.run_dir, name)) for name in app.vocabularies}
 
 
 def inherit_weights(model: keras.Model, source: keras.Model) -> list[str]:
@@ -436,7 +443,13 @@ def train(
     started = time.perf_counter()
     # shuffle=False: the datasets reshuffle themselves each epoch (Keras would only warn that it cannot).
     history = model.fit(
-        train_set, validation_data=val_set, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+        train_set,
+        validation_data=val_set,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
     )
     # Only a fit that returned gets here: a killed run leaves no marker and resumes from its backup.
     finished.write_text(
@@ -487,7 +500,8 @@ def load_run(app: App, run_dir: str | Path) -> Run:
     config = app.config_class.load(run_dir / "config.json")
     info = read_json(run_dir / "run.json", what="run.json")
     model = load_checkpoint(run_dir / "best.keras")
-    tokenizers = {name: SubwordTokenizer.load(_vocabulary_path(run_dir, name)) for name in app.vocabularies}
+    tokenizer_class = app.tokenizer_class(config)
+    tokenizers = {name: tokenizer_class.load(_vocabulary_path(run_dir, name)) for name in app.vocabularies}
     return Run(run_dir, config, info, tokenizers, model)
 
 

@@ -52,7 +52,8 @@ class TinyCausalLM(keras.Model):
         shape = (batch_size, max_length, self.num_heads, self.head_dim)
         return tuple((ops.zeros(shape), ops.zeros(shape)) for _ in self.attention_layers)
 
-    def call_with_cache(self, token_ids, cache, cache_update_index):
+    def call_with_cache(self, token_ids, cache, cache_update_index, padding_mask=None):
+        # padding_mask is ignored, as in CausalLM: the loop rewrites every slot the prefill should not have filled.
         hidden = self.embedding(token_ids, start_index=cache_update_index)
         new_cache = []
         for attention, norm, layer_cache in zip(self.attention_layers, self.norms, cache):

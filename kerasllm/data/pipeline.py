@@ -311,3 +311,65 @@ def _bucketed(
     # Keras show a real progress bar and end epochs cleanly instead of "Unknown" and out-of-data warnings.
     batches = int(dataset.reduce(0, lambda count, _: count + 1))
     return dataset.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+
+
+def make_packed_blocks_dataset(
+    token_ids: np.ndarray | Sequence[int],
+    block_size: int,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches of `(tokens, next_tokens)` cut from one token stream in contiguous blocks (language modelling).
+
+    The stream is cut into non-overlapping blocks of `block_size + 1` ids that share their last id with the next
+    block's first: tokens = s[o + k·block_size : + block_size], next_tokens the same shifted by one. With `shuffle`,
+    every pass over the dataset (every Keras epoch) draws a fresh offset o in [0, block_size), so the block
+    boundaries move from epoch to epoch, and shuffles the blocks; without it, o = 0 and the blocks come in order,
+    covering the stream once (the whole validation split). Every pass has the same number of batches.
+
+    Args:
+        token_ids: the stream, 1-D ints (a text's ids, or documents joined by a separator id).
+        block_size: tokens per example (the model's context).
+        batch_size: examples per batch (the last, smaller batch is kept when not shuffling).
+        shuffle: random offsets and order (training) or the stream in order (evaluation).
+        seed: the offsets' and the order's seed.
+        repeat: repeat the passes forever (for `fit(steps_per_epoch=...)`).
+
+    Returns:
+        A dataset of `(int32 [B, block_size], int32 [B, block_size])`.
+
+    Raises:
+        ValueError: the stream is too short for one block.
+
+    Example:
+        >>> dataset = make_packed_blocks_dataset(np.arange(1, 1000), block_size=64, batch_size=12)
+    """
+    stream = tf.constant(np.asarray(token_ids, dtype=np.int32))
+    count = (int(stream.shape[0]) - 1) // block_size
+    if shuffle:  # the same count for every offset: the stream's last block_size - 1 ids may be left out
+        count = (int(stream.shape[0]) - block_size) // block_size
+    if count < 1:
+        raise ValueError(f"{int(stream.shape[0])} tokens are too few for one block of {block_size} + 1")
+    if shuffle:
+        offsets = tf.data.Dataset.range(block_size).shuffle(block_size, seed=seed, reshuffle_each_iteration=True)
+        offsets = offsets.take(1)
+    else:
+        offsets = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+    starts = offsets.flat_map(lambda offset: tf.data.Dataset.range(count).map(lambda k: offset + k * block_size))
+    if shuffle:
+        starts = starts.shuffle(count, seed=seed + 1, reshuffle_each_iteration=True)
+    if repeat:
+        starts = starts.repeat()
+
+    def block(start: tf.Tensor):
+        start = tf.cast(start, tf.int32)
+        return stream[start : start + block_size], stream[start + 1 : start + block_size + 1]
+
+    dataset = starts.map(block, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size, drop_remainder=shuffle)
+    if not repeat:  # flat_map hides the length; Keras reads a finite pass that reports none as running out of data
+        batches = count // batch_size if shuffle else -(-count // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)

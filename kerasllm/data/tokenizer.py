@@ -330,7 +330,13 @@ def _code_point_offsets(strings: tf.Tensor, repaired: tf.Tensor) -> tuple[tf.Rag
     return starts_and_end(repaired), starts_and_end(strings)
 
 
-class SubwordTokenizer(tf.Module):
+class CoreTokenIds:
+    """The ids of the four core tokens, the same in every kerasllm vocabulary, as attributes of a tokenizer."""
+
+    pad_id, unk_id, start_id, end_id = PAD_ID, UNK_ID, START_ID, END_ID
+
+
+class SubwordTokenizer(CoreTokenIds, tf.Module):
     """WordPiece tokenizer as a `tf.Module`: normalize, tokenize and detokenize run as TF ops only.
 
     It holds no Python state used at run time and no untracked resources, so its methods can be
@@ -423,22 +429,6 @@ class SubwordTokenizer(tf.Module):
         return self._special_tokens.index(token)
 
     @property
-    def pad_id(self) -> int:
-        return PAD_ID
-
-    @property
-    def unk_id(self) -> int:
-        return UNK_ID
-
-    @property
-    def start_id(self) -> int:
-        return START_ID
-
-    @property
-    def end_id(self) -> int:
-        return END_ID
-
-    @property
     def mask_id(self) -> int:
         return self.special_token_id(MASK)
 
@@ -521,6 +511,11 @@ class SubwordTokenizer(tf.Module):
     def save(self, path: str | os.PathLike) -> None:
         """Save the vocabulary file (one token per line); `SubwordTokenizer.load(path)` restores it."""
         save_vocabulary(self._vocabulary, path)
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocabulary_size: int, special_tokens: Sequence[str] = ()) -> SubwordTokenizer:
+        """A tokenizer of a WordPiece vocabulary learned from `texts` (see `train_wordpiece_vocabulary`)."""
+        return cls(train_wordpiece_vocabulary(texts, vocabulary_size, special_tokens=special_tokens))
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs) -> SubwordTokenizer:

@@ -6,7 +6,7 @@
 
 from kerasllm.decoding.causal import generate
 from kerasllm.decoding.compiled import compile_search
-from kerasllm.decoding.loops import LOOPS, beam_loop, greedy_loop, length_penalty, sampling_loop
+from kerasllm.decoding.loops import LOOPS, beam_loop, greedy_loop, length_penalty, sampler, sampling_loop
 from kerasllm.decoding.seq2seq import SEARCHES, beam_search, greedy_search, new_token_budget, sample
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "length_penalty",
     "new_token_budget",
     "sample",
+    "sampler",
     "sampling_loop",
 ]

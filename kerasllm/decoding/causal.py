@@ -43,7 +43,8 @@ def generate(
             `call_with_cache(token_ids, cache, cache_update_index)`.
         prompt_tokens: [B, P] int, prompts right-padded with `pad_id` (each at least one token, e.g. a BOS).
         prompt_lengths: [B] int, each prompt's length; None counts its tokens other than `pad_id`.
-        max_new_tokens: int, the most tokens generated per row (the end token included).
+        max_new_tokens: int, the most tokens generated per row (the end token included), or a [B] int tensor of
+            each row's own budget (a serving graph's per-request value; with `static_shapes=False`).
         end_id: the token that ends a continuation (not forced: a row that reaches its budget just stops).
         search: `"greedy"`, `"sample"` or `"beam"`.
         pad_id: the padding id of prompts and outputs (never emitted). Defaults to `0`.
@@ -73,8 +74,11 @@ def generate(
         prompt_lengths = ops.sum(ops.cast(ops.not_equal(prompt_tokens, pad_id), "int32"), axis=1)
     prompt_lengths = ops.cast(prompt_lengths, "int32")
     limits = prompt_lengths + max_new_tokens
+    # Per-row budgets: the output is as wide as the largest, and at least one column (all pad_id when nothing is
+    # generated), so an empty batch or all-zero budgets still give well-formed tensors.
+    budget = max_new_tokens if isinstance(max_new_tokens, int) else ops.maximum(ops.max(max_new_tokens, initial=1), 1)
     width = ops.shape(prompt_tokens)[1]
-    length = width + max_new_tokens
+    length = width + budget
     if max_length is not None:
         prompt_lengths = ops.minimum(prompt_lengths, max_length)
         limits = ops.minimum(limits, max_length)
@@ -83,7 +87,12 @@ def generate(
         length = ops.max(limits, initial=1)
     cache = model.init_cache(ops.shape(prompt_tokens)[0], length)
     # Columns past the buffer can only be padding.
-    _, cache = model.call_with_cache(prompt_tokens[:, : _minimum(width, length)], cache, 0)
+    prefill = prompt_tokens[:, : _minimum(width, length)]
+    # The loop feeds position min(prompt_lengths) - 1 on, so the prefill must leave a recurrent state (which a later
+    # step cannot overwrite, unlike a key/value cache slot) holding exactly the positions before it.
+    before_start = ops.arange(ops.shape(prefill)[1]) < ops.min(prompt_lengths, initial=length) - 1
+    padding_mask = ops.broadcast_to(before_start[None, :], ops.shape(prefill))
+    _, cache = model.call_with_cache(prefill, cache, 0, padding_mask=padding_mask)
 
     def step(token_ids, index, cache):
         logits, cache = model.call_with_cache(ops.expand_dims(token_ids, 1), cache, index)
@@ -102,7 +111,7 @@ def generate(
         **search_options,
     )
     return {
-        "tokens": _new_tokens(out["tokens"], prompt_lengths, out["lengths"], max_new_tokens, pad_id),
+        "tokens": _new_tokens(out["tokens"], prompt_lengths, out["lengths"], budget, pad_id),
         "scores": out["scores"],
         "lengths": out["lengths"],
     }
@@ -113,13 +122,13 @@ def _minimum(a, b):
     return min(a, b) if isinstance(a, int) and isinstance(b, int) else ops.minimum(a, b)
 
 
-def _new_tokens(tokens, prompt_lengths, lengths, width: int, pad_id: int):
+def _new_tokens(tokens, prompt_lengths, lengths, width: Any, pad_id: int):
     """The generated part of each sequence of `tokens` [B, (N,) L], left-aligned into [B, (N,) width]."""
     offsets = ops.arange(width, dtype="int32")
     if len(tokens.shape) == 3:
         prompt_lengths = ops.expand_dims(prompt_lengths, 1)
     columns = ops.expand_dims(prompt_lengths, -1) + offsets
     columns = ops.minimum(columns, ops.shape(tokens)[-1] - 1)
-    columns = ops.broadcast_to(columns, ops.shape(tokens)[:-1] + (width,))
+    columns = ops.broadcast_to(columns, (*ops.shape(tokens)[:-1], width))
     generated = ops.take_along_axis(tokens, columns, axis=-1)
     return ops.where(offsets < ops.expand_dims(lengths, -1), generated, pad_id)

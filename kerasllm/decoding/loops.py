@@ -42,6 +42,8 @@ from keras import ops
 _NEG = -1.0e9
 
 Step = Callable[[Any, Any, Any], tuple[Any, Any]]
+# A sampling option given one value per row: a [B] tensor or array (a serving signature's per-request values).
+PerRow = Any
 
 
 def length_penalty(length: Any, alpha: float) -> Any:
@@ -207,10 +209,12 @@ def _mix(x):
     return ops.bitwise_xor(x, ops.right_shift(x, 16))
 
 
-def _uniform(seed, index, batch_size):
-    """[B, 1] float32 in [0, 1): row b's draw at step `index`, an integer function of (seed, index, b) only."""
+def _uniform(seed, index, offsets):
+    """[B, 1] float32 in [0, 1): an integer function of (seed, index, offset) only, `seed` and `offsets` broadcast
+    to [B]. One seed with offsets arange(B) gives every row its own stream; per-row seeds with offset 0 give a row
+    the same stream wherever it sits in a batch."""
     key = _mix(_mix(ops.cast(seed, "uint32")) + ops.cast(index, "uint32"))
-    bits = _mix(ops.cast(ops.arange(batch_size), "uint32") + key)
+    bits = _mix(ops.cast(offsets, "uint32") + key)
     return ops.cast(ops.right_shift(bits, 8), "float32")[:, None] * 2.0**-24
 
 
@@ -224,38 +228,88 @@ def _draw(logits, uniform):
     return ops.minimum(below, logits.shape[-1] - 1)
 
 
-def _sampler(temperature: float, top_k: int | None, top_p: float | None, seed: int | None):
+def _nucleus(values, top_p):
+    """`values` [B, C], sorted best first, with every candidate after the smallest prefix holding probability
+    `top_p` (a number, or [B, 1]) made impossible."""
+    probabilities = ops.softmax(values, axis=-1)
+    mass_before = ops.cumsum(probabilities, axis=-1) - probabilities
+    return ops.where(mass_before < top_p, values, _NEG)
+
+
+def _per_row(value: Any) -> bool:
+    """Whether a sampling option holds one value per row (a tensor or array) rather than one Python number."""
+    return value is not None and not isinstance(value, (int, float, np.generic))
+
+
+def _rows(value, batch_size, dtype: str):
+    """A sampling option as a [B] tensor, one value per row."""
+    return ops.broadcast_to(ops.cast(value, dtype), (batch_size,))
+
+
+def sampler(
+    temperature: float | PerRow, top_k: int | None | PerRow, top_p: float | None | PerRow, seed: int | None | PerRow
+):
     """`choose(log_probs, index)` drawing from the tempered, top-k / top-p filtered distribution.
 
-    Stateless: row b's draw at step i is a hash of (seed, i, b), so a seeded search draws the same tokens on every
-    call, eagerly, in a tf.function, under XLA and in a SavedModel, and needs no variable (keras-hub's samplers
-    keep a `SeedGenerator` variable, which a traced serving graph would have to track and which advances between
-    calls). Not TF's `stateless_categorical`: its XLA kernel draws another stream than its graph kernel, so the
-    XLA-compiled in-process search and the SavedModel would disagree for one seed. Without a seed, each call draws
-    its base seed once, outside the loop, from TF's stateful generator.
+    Stateless: row b's draw at step i is a hash of (seed, i, b), or of (seed[b], i) for per-row seeds, so a seeded
+    search draws the same tokens on every call, eagerly, in a tf.function, under XLA and in a SavedModel, and needs
+    no variable (keras-hub's samplers keep a `SeedGenerator` variable, which a traced serving graph would have to
+    track and which advances between calls). Not TF's `stateless_categorical`: its XLA kernel draws another stream
+    than its graph kernel, so the XLA-compiled in-process search and the SavedModel would disagree for one seed.
+    Without a seed, each call draws its base seed once, outside the loop, from TF's stateful generator.
+
+    Python values are checked here; as soon as one option is per row, every row gets its own options and
+    out-of-range values are clamped rather than refused (a server cannot raise on one request's values).
     """
-    if temperature <= 0:
+    if not _per_row(temperature) and temperature <= 0:
         raise ValueError(f"temperature must be positive; got {temperature}")
-    if top_k is not None and top_k < 1:
+    if top_k is not None and not _per_row(top_k) and top_k < 1:
         raise ValueError(f"top_k must be at least 1; got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
+    if top_p is not None and not _per_row(top_p) and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1]; got {top_p}")
+    per_row = any(_per_row(option) for option in (temperature, top_k, top_p, seed))
+    if seed is None and per_row:
+        raise ValueError("per-row sampling options need a seed, an int or one per row: their draws are stateless")
     base_seed = tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int32) if seed is None else seed
+
+    def uniform(index, batch_size):
+        if _per_row(seed):
+            return _uniform(_rows(base_seed, batch_size, "uint32"), index, 0)
+        return _uniform(base_seed, index, ops.arange(batch_size))
 
     def choose(log_probs, index):
         logits = log_probs / temperature  # log-probabilities are logits of the same distribution
-        uniform = _uniform(base_seed, index, ops.shape(logits)[0])
+        draws = uniform(index, ops.shape(logits)[0])
         if top_k is None and top_p is None:
-            return _draw(logits, uniform)
+            return _draw(logits, draws)
         # The candidates, best first: the top k, then (top_p) the smallest prefix holding probability p.
         values, indices = ops.top_k(logits, min(top_k or logits.shape[-1], logits.shape[-1]))
         if top_p is not None:
-            probabilities = ops.softmax(values, axis=-1)
-            mass_before = ops.cumsum(probabilities, axis=-1) - probabilities
-            values = ops.where(mass_before < top_p, values, _NEG)
-        return ops.take_along_axis(indices, _draw(values, uniform)[:, None], axis=-1)[:, 0]
+            values = _nucleus(values, top_p)
+        return ops.take_along_axis(indices, _draw(values, draws)[:, None], axis=-1)[:, 0]
 
-    return choose
+    def choose_per_row(log_probs, index):
+        batch_size, vocabulary_size = ops.shape(log_probs)[0], log_probs.shape[-1]
+        temperatures = _rows(temperature, batch_size, "float32")
+        greedy = ops.logical_not(temperatures > 0)  # NaN too
+        # With the best token at 0 no positive temperature, however small, makes every logit -inf; and the
+        # suppressed ids stay impossible however flat a large temperature makes the rest.
+        shifted = log_probs - ops.max(log_probs, axis=-1, keepdims=True)
+        logits = ops.where(log_probs <= _NEG, _NEG, shifted / ops.where(greedy, 1.0, temperatures)[:, None])
+        # A k per row: sort the whole vocabulary, then drop each row's candidates from rank k on.
+        values, indices = ops.top_k(logits, vocabulary_size)
+        k = _rows(0 if top_k is None else top_k, batch_size, "int32")
+        k = ops.where(ops.logical_or(k <= 0, k >= vocabulary_size), vocabulary_size, k)
+        values = ops.where(ops.arange(vocabulary_size)[None, :] < k[:, None], values, _NEG)
+        # top_p <= 0 (or NaN) keeps the smallest nonempty prefix: the most likely token alone.
+        p = _rows(1.0 if top_p is None else top_p, batch_size, "float32")
+        p = ops.where(p > 0, ops.minimum(p, 1.0), np.finfo(np.float32).tiny)
+        values = _nucleus(values, p[:, None])
+        drawn = ops.take_along_axis(indices, _draw(values, uniform(index, batch_size))[:, None], axis=-1)[:, 0]
+        best = ops.argmax(log_probs, axis=-1)
+        return ops.where(greedy, ops.cast(best, "int32"), ops.cast(drawn, "int32"))
+
+    return choose_per_row if per_row else choose
 
 
 def sampling_loop(
@@ -270,12 +324,20 @@ def sampling_loop(
     pad_id: int = 0,
     suppressed_ids: Sequence[int] = (),
     end_at_limit: bool = False,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
+    temperature: float | PerRow = 1.0,
+    top_k: int | None | PerRow = None,
+    top_p: float | None | PerRow = None,
+    seed: int | None | PerRow = None,
 ) -> dict[str, Any]:
     """Draw each token from the model's distribution: tempered, then top-k and top-p filtered.
+
+    Each of `temperature`, `top_k`, `top_p` and `seed` is either a Python number, the same for every row and
+    checked here (a ValueError when out of range), or a [B] tensor or array, one value per row: the per-request
+    values of a serving signature. As soon as one is per row, each row samples with its own values, and values
+    out of range are clamped rather than refused, since a server cannot fail one request of a batch:
+    temperature <= 0 (or NaN) makes that row greedy (its most likely token, as `greedy_loop`); top_k <= 0 or
+    >= V filters nothing; top_p > 1 is 1, and top_p <= 0 (or NaN) keeps the most likely token alone. A per-row
+    search needs a seed (None is refused), and a per-row top_k sorts the whole vocabulary at every step.
 
     Args:
         step, state, prompt_tokens, prompt_lengths, limits, max_length, end_id, pad_id, suppressed_ids,
@@ -283,17 +345,22 @@ def sampling_loop(
         temperature: divides the logits (< 1 sharper, > 1 flatter).
         top_k: draw among the k most likely tokens only (None: all); `top_k=1` is greedy search.
         top_p: draw among the most likely tokens holding probability `top_p` (nucleus sampling; None: all).
-        seed: int: the same tokens on every call, eagerly, compiled or in a SavedModel (stateless: row b's draw
-            at step i is a hash of (seed, i, b)); None draws a new base seed per call.
+        seed: the same tokens on every call, eagerly, compiled or in a SavedModel (stateless draws). An int: row
+            b's draw at step i is a hash of (seed, i, b). One per row: a hash of (seed[b], i), so a request
+            samples the same tokens alone or at any place in any batch. None draws a new base seed per call.
 
     Returns:
         as `greedy_loop`; `scores` are log-probabilities under the model (before temperature).
 
     Example:
     >>> # out = sampling_loop(step, cache, prompts, lengths, lengths + 32, max_length=96, end_id=3, top_p=0.9, seed=1)
+    >>> # Per request, as a serving signature gets them (row 1 greedy):
+    >>> # out = sampling_loop(step, cache, prompts, lengths, lengths + 32, max_length=96, end_id=3,
+    >>> #     temperature=tf.constant([0.8, 0.0]), top_k=tf.constant([40, 0]), top_p=tf.constant([0.9, 1.0]),
+    >>> #     seed=tf.constant([17, 3]))
     """
     return _token_loop(
-        _sampler(temperature, top_k, top_p, seed),
+        sampler(temperature, top_k, top_p, seed),
         step,
         state,
         prompt_tokens,

@@ -41,6 +41,16 @@ HOSTILE = {
     "CJK": "一个男人在骑自行车。男の人が自転車に乗っている。".encode(),
     "right-to-left": "رجل يركب دراجة. איש רוכב על אופניים.".encode(),
 }
+# A number input (a generation budget, a temperature, a seed) gets 1 in every ordinary call, then each of these in
+# turn: a serving graph must define a result for all of them (clamp, or a documented meaning), not fail.
+NUMBER_SAMPLE = 1
+HOSTILE_NUMBERS = {
+    "zero": 0,
+    "negative": -1,
+    "huge": 2**31 - 1,
+    "NaN": float("nan"),
+}
+NUMBER_DTYPES = ("int32", "int64", "float32", "float64")
 SIGNATURE = "serving_default"
 
 
@@ -112,25 +122,40 @@ def missing_files(path):
     return f"{', '.join(missing)} missing" if missing else ""
 
 
-def call_plan(names):
+def call_plan(inputs):
     """{call name: {input: batch}}, and the row of the mixed batch that repeats each "empty" call.
 
-    Every input gets the samples; then each hostile string goes into each input in turn (the others get a
-    sample); the mixed batch holds the samples and every one of those rows."""
-    samples = [text.encode() for text in SAMPLES]
-    plan = {"samples": {name: samples for name in names}}
-    mixed = {name: list(samples) for name in names}
+    `inputs` maps each input's name to its dtype name. Every input gets the samples (a number input: 1); then each
+    hostile string goes into each string input in turn, and each hostile number (NaN only into a float input) into
+    each number input, the others getting a sample; the mixed batch holds the samples and every one of those rows."""
+    samples = {
+        name: [text.encode() for text in SAMPLES] if dtype == "string" else [NUMBER_SAMPLE] * len(SAMPLES)
+        for name, dtype in inputs.items()
+    }
+    plan = {"samples": samples}
+    mixed = {name: list(rows) for name, rows in samples.items()}
     empty_rows = {}
-    for name in names:
-        for label, text in HOSTILE.items():
-            call = label if len(names) == 1 else f"{name}: {label}"
-            plan[call] = {other: [text if other == name else samples[0]] for other in names}
+    for name, dtype in inputs.items():
+        if dtype == "string":
+            hostile = HOSTILE
+        else:
+            hostile = {k: v for k, v in HOSTILE_NUMBERS.items() if dtype.startswith("float") or k != "NaN"}
+        for label, value in hostile.items():
+            call = label if len(inputs) == 1 else f"{name}: {label}"
+            plan[call] = {other: [value if other == name else samples[other][0]] for other in inputs}
             if label == "empty":
                 empty_rows[call] = len(mixed[name])
-            for other in names:
-                mixed[other].append(text if other == name else samples[0])
+            for other in inputs:
+                mixed[other].append(value if other == name else samples[other][0])
     plan["mixed batch"] = mixed
-    return plan, empty_rows
+    typed = {
+        call: {
+            name: np.array(rows, dtype=object if inputs[name] == "string" else inputs[name])
+            for name, rows in batch.items()
+        }
+        for call, batch in plan.items()
+    }
+    return typed, empty_rows
 
 
 def bounded(function, seconds):
@@ -202,7 +227,7 @@ def run_calls(serve, plan, max_seconds, report):
     for name, batch in plan.items():
         stage(f"calling {SIGNATURE} on {name!r}")
         rows = len(next(iter(batch.values())))
-        tensors = {key: tf.constant(rows, tf.string) for key, rows in batch.items()}
+        tensors = {key: tf.constant(rows) for key, rows in batch.items()}
         start = time.perf_counter()
         try:
             outputs = bounded(
@@ -284,11 +309,11 @@ def verify(path, max_seconds):
     unfed = [
         f"{key} ({spec['dtype']} {spec['shape']})"
         for key, spec in report["inputs"].items()
-        if spec["dtype"] != "string" or (spec["shape"] is not None and len(spec["shape"]) != 1)
+        if spec["dtype"] not in ("string", *NUMBER_DTYPES) or (spec["shape"] is not None and len(spec["shape"]) != 1)
     ]
     if unfed or not report["inputs"]:
         problems.append(
-            f"verify feeds batches of strings (inputs of shape [None], dtype string) only; "
+            f"verify feeds batches of strings or numbers (inputs of shape [None]) only; "
             f"this signature takes {', '.join(unfed) or 'no inputs'}"
         )
         return report
@@ -301,7 +326,7 @@ def verify(path, max_seconds):
         missing = missing_files(path)
         problems.append(f"tf.saved_model.load failed{f' ({missing})' if missing else ''}: {error_summary(error)}")
         return report
-    plan, empty_rows = call_plan(list(report["inputs"]))
+    plan, empty_rows = call_plan({key: spec["dtype"] for key, spec in report["inputs"].items()})
     try:
         results = run_calls(serve, plan, max_seconds, report)
         check_empty_rows(results, plan, empty_rows, report)

@@ -125,13 +125,18 @@ class CausalLM(keras.Model):
         """
         return self.backbone.init_cache(batch_size, max_length)
 
-    def call_with_cache(self, token_ids: Any, cache: dict[str, Any], cache_update_index: Any) -> tuple[Any, dict]:
+    def call_with_cache(
+        self, token_ids: Any, cache: dict[str, Any], cache_update_index: Any, padding_mask: Any = None
+    ) -> tuple[Any, dict]:
         """The logits of positions `cache_update_index ... cache_update_index + T - 1`, reading and writing the cache.
 
         Args:
             token_ids: [B, T] int32: a prompt (T > 1) or the last generated token (T = 1).
             cache: from `init_cache` or a previous call.
             cache_update_index: int or scalar int32 tensor, the position of `token_ids[:, 0]`.
+            padding_mask: [B, T] bool, ignored; accepted so that a decoder calls every causal model alike (a
+                recurrent model's state must skip the steps where it is False). Here every position is written:
+                a decoder rewrites a slot it should not have filled before any query attends it.
 
         Returns:
             `(logits [B, T, vocabulary_size] float32, new_cache)`; the logits equal the full pass's at those
