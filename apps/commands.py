@@ -42,6 +42,20 @@ def train_config(config_class: Any, args: argparse.Namespace, default_config: st
     return config
 
 
+def train_on_corpus(train: Any, config_class: Any, args: argparse.Namespace, default_config: str) -> int:
+    """A `train` command of an app whose runs read one `--corpus`: `train(config, out, corpus=..., ...)`."""
+    config = train_config(config_class, args, default_config)
+    train(
+        config,
+        args.out,
+        corpus=args.corpus,
+        data_dir=args.data_dir,
+        init_from=args.init_from,
+        verbose=fit_verbosity(),
+    )
+    return 0
+
+
 def fit_verbosity() -> int | str:
     """The live progress bar on a terminal, one line per epoch when logging to a file."""
     return "auto" if sys.stdout.isatty() else 2

@@ -97,16 +97,7 @@ def _train(args: argparse.Namespace) -> int:
     from apps.classify import app
     from apps.classify.config import ClassifyConfig
 
-    config = commands.train_config(ClassifyConfig, args, DEFAULT_CONFIG)
-    app.train(
-        config,
-        args.out,
-        corpus=args.corpus,
-        data_dir=args.data_dir,
-        init_from=args.init_from,
-        verbose=commands.fit_verbosity(),
-    )
-    return 0
+    return commands.train_on_corpus(app.train, ClassifyConfig, args, DEFAULT_CONFIG)
 
 
 def format_scores(result: dict) -> str:

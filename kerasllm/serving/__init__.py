@@ -3,10 +3,21 @@
 from kerasllm.serving.clients import (
     classify_grpc,
     classify_rest,
+    generate_grpc,
+    generate_rest,
     predict_grpc,
     predict_rest,
     translate_grpc,
     translate_rest,
 )
 
-__all__ = ["classify_grpc", "classify_rest", "predict_grpc", "predict_rest", "translate_grpc", "translate_rest"]
+__all__ = [
+    "classify_grpc",
+    "classify_rest",
+    "generate_grpc",
+    "generate_rest",
+    "predict_grpc",
+    "predict_rest",
+    "translate_grpc",
+    "translate_rest",
+]

@@ -226,3 +226,75 @@ def classify_grpc(
     """
     texts = np.array(list(texts), dtype=object)  # DT_STRING even for an empty batch
     return _classifications(predict_grpc({"text": texts}, model=model, host=host, port=port, timeout=timeout))
+
+
+def _generation_inputs(
+    prompts: Sequence[str], max_new_tokens: int, temperature: float, top_k: int, top_p: float, seed: int
+) -> dict[str, np.ndarray]:
+    """The generate signature's inputs, one row per prompt, each with its dtype (an empty batch keeps them)."""
+    rows = len(prompts)
+    return {
+        "prompt": np.array(list(prompts), dtype=object),
+        "max_new_tokens": np.full(rows, max_new_tokens, np.int32),
+        "temperature": np.full(rows, temperature, np.float32),
+        "top_k": np.full(rows, top_k, np.int32),
+        "top_p": np.full(rows, top_p, np.float32),
+        "seed": np.full(rows, seed, np.int32),
+    }
+
+
+def _generations(outputs: dict[str, list]) -> list[dict]:
+    return [
+        {"text": text, "prompt": prompt, "truncated": bool(truncated), "new_tokens": int(new_tokens)}
+        for text, prompt, truncated, new_tokens in zip(
+            outputs["text"], outputs["prompt"], outputs["truncated"], outputs["new_tokens"]
+        )
+    ]
+
+
+def generate_rest(
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    host: str = "localhost",
+    port: int = 8501,
+    model: str = "generate",
+    timeout: float = 60.0,
+) -> list[dict]:
+    """Continue prompts through a served generate model's REST API (the same settings for every prompt; the
+    signature also takes one per row). temperature 0 is greedy, top_k 0 and top_p 1 filter nothing.
+
+    Returns:
+        one dict per prompt: `text` (the continuation), `prompt` (as the model read it), `truncated`, `new_tokens`.
+
+    Example:
+    >>> # generate_rest(["ROMEO:"], max_new_tokens=100, temperature=0.8, seed=1)[0]["text"]
+    """
+    inputs = _generation_inputs(prompts, max_new_tokens, temperature, top_k, top_p, seed)
+    return _generations(predict_rest(inputs, model=model, host=host, port=port, timeout=timeout))
+
+
+def generate_grpc(
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    host: str = "localhost",
+    port: int = 8500,
+    model: str = "generate",
+    timeout: float = 60.0,
+) -> list[dict]:
+    """As `generate_rest`, over gRPC.
+
+    Example:
+    >>> # generate_grpc(["ROMEO:"], max_new_tokens=100, seed=1)
+    """
+    inputs = _generation_inputs(prompts, max_new_tokens, temperature, top_k, top_p, seed)
+    return _generations(predict_grpc(inputs, model=model, host=host, port=port, timeout=timeout))
