@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from causal_references import PROMPTS, greedy_without_cache, log_prob, right_padded
 from keras import ops
 
 from kerasllm.decoding import compile_search, generate, length_penalty, sampling_loop
@@ -73,43 +74,6 @@ def model():
     return model
 
 
-PROMPTS = [[5, 9, 4, 17, 8, 11], [7, 6], [12, 20, 21, 5]]
-
-
-def _prompts(rows=PROMPTS):
-    """Right-padded [B, P] prompts and their lengths."""
-    tokens = np.zeros((len(rows), max(map(len, rows))), "int32")
-    for row, prompt in zip(tokens, rows):
-        row[: len(prompt)] = prompt
-    return tokens, np.array([len(prompt) for prompt in rows], "int32")
-
-
-def _log_softmax(logits):
-    logits = np.asarray(logits, "float64")
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-
-
-def _greedy_without_cache(model, prompt, max_new_tokens):
-    """Re-run the full causal pass over the whole prefix at every step."""
-    sequence, generated = list(prompt), []
-    for _ in range(max_new_tokens):
-        logits = np.array(model(np.array([sequence], "int32")))[0, -1]
-        logits[PAD_ID] = -np.inf  # a search never emits padding
-        generated.append(int(logits.argmax()))
-        sequence.append(generated[-1])
-        if generated[-1] == END_ID:
-            break
-    return generated
-
-
-def _log_prob(model, prompt, generated):
-    """log p(generated | prompt) from one full causal pass."""
-    sequence = np.array([list(prompt) + list(generated)], "int32")
-    log_probs = _log_softmax(model(sequence))[0]
-    return sum(log_probs[len(prompt) - 1 + i, token] for i, token in enumerate(generated))
-
-
 def _rows(out, beam: bool):
     """[(tokens up to the length, score)] for each row (the best hypothesis of a beam search)."""
     tokens, scores, lengths = (np.asarray(out[key]) for key in ("tokens", "scores", "lengths"))
@@ -120,20 +84,20 @@ def _rows(out, beam: bool):
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_prefill_and_cached_steps_equal_rerunning_the_full_pass(model, search):
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     options = dict(beam_size=1, alpha=0.0) if search == "beam" else {}
     out = generate(model, tokens, lengths, max_new_tokens=8, end_id=END_ID, search=search, **options)
     assert np.asarray(out["tokens"]).shape[-1] == 8
     for prompt, (generated, score) in zip(PROMPTS, _rows(out, search == "beam")):
-        assert generated == _greedy_without_cache(model, prompt, 8)
-        np.testing.assert_allclose(score, _log_prob(model, prompt, generated), atol=1e-4)
+        assert generated == greedy_without_cache(model, prompt, 8)
+        np.testing.assert_allclose(score, log_prob(model, prompt, generated), atol=1e-4)
 
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_ragged_prompts_decode_as_each_prompt_alone(model, search):
     """The batch starts at the shortest prompt's end; longer prompts are forced meanwhile (a beam does not branch
     inside them), so each row decodes as it would alone."""
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     options = dict(beam_size=3, num_hypotheses=2) if search == "beam" else {}
     batch = generate(model, tokens, lengths, max_new_tokens=8, end_id=END_ID, search=search, **options)
     for index, prompt in enumerate(PROMPTS):
@@ -155,7 +119,7 @@ def test_greedy_from_a_longer_prompt_continues_the_shorter_prompts_greedy_run(mo
 
 
 def test_beam_scores_are_log_probs_over_the_length_penalty(model):
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     alpha = 0.6
     out = generate(
         model,
@@ -175,12 +139,12 @@ def test_beam_scores_are_log_probs_over_the_length_penalty(model):
         for j in range(3):
             generated = hypotheses[b, j, : sizes[b, j]]
             assert (hypotheses[b, j, sizes[b, j] :] == PAD_ID).all() and PAD_ID not in generated
-            expected = _log_prob(model, prompt, generated) / float(length_penalty(sizes[b, j], alpha))
+            expected = log_prob(model, prompt, generated) / float(length_penalty(sizes[b, j], alpha))
             np.testing.assert_allclose(scores[b, j], expected, atol=1e-3)
 
 
 def test_generation_stops_at_the_end_token(model):
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     free = _rows(generate(model, tokens, lengths, max_new_tokens=8, end_id=END_ID), False)
     row = free[0][0]
     stop = next(i for i in range(1, len(row)) if row[i] not in row[:i])  # the first new token after the first
@@ -193,7 +157,7 @@ def test_generation_stops_at_the_end_token(model):
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_budget_is_max_new_tokens_within_max_length(model, search):
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     options = dict(beam_size=2) if search == "beam" else {}
     unbounded = _rows(
         generate(model, tokens, lengths, max_new_tokens=5, end_id=END_ID, search=search, **options), search == "beam"
@@ -222,7 +186,7 @@ def test_budget_is_max_new_tokens_within_max_length(model, search):
 
 
 def test_seeded_sampling_repeats_and_top_k_of_one_is_greedy(model):
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     greedy = generate(model, tokens, lengths, max_new_tokens=8, end_id=END_ID)
     top1 = generate(model, tokens, lengths, max_new_tokens=8, end_id=END_ID, search="sample", top_k=1, seed=3)
     np.testing.assert_array_equal(np.asarray(top1["tokens"]), np.asarray(greedy["tokens"]))
@@ -237,7 +201,7 @@ def test_seeded_sampling_repeats_and_top_k_of_one_is_greedy(model):
     other = generate(model, tokens, lengths, seed=8, **options)
     assert (np.asarray(other["tokens"]) != np.asarray(first["tokens"])).any(), "the seed must matter"
     for prompt, (generated, score) in zip(PROMPTS, _rows(first, False)):
-        np.testing.assert_allclose(score, _log_prob(model, prompt, generated), atol=1e-4)
+        np.testing.assert_allclose(score, log_prob(model, prompt, generated), atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -282,7 +246,7 @@ def test_sampling_draws_from_the_filtered_distribution(options, expected):
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_xla_and_run_time_buffers_decode_like_eager(model, search):
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     options = dict(max_new_tokens=6, end_id=END_ID, search=search, max_length=MAX_LENGTH)
     if search == "beam":
         options.update(beam_size=3, num_hypotheses=2)
@@ -299,11 +263,11 @@ def test_xla_and_run_time_buffers_decode_like_eager(model, search):
 
 def test_a_new_prompt_length_does_not_retrace(model):
     compiled = compile_search(generate, model, jit_compile=False, max_new_tokens=4, end_id=END_ID)
-    batches = [_prompts(rows) for rows in (PROMPTS[1:], [PROMPTS[2], [9, 9, 4]], [[4], [5, 6, 7, 8, 9]])]
+    batches = [right_padded(rows) for rows in (PROMPTS[1:], [PROMPTS[2], [9, 9, 4]], [[4], [5, 6, 7, 8, 9]])]
     traces = model.cache_inits
     outputs = [compiled(tokens, lengths) for tokens, lengths in batches]  # widths 4, 4, 5: one bucket of 8
     assert model.cache_inits == traces + 1
-    compiled(*_prompts([list(range(4, 13)), [5]]))  # width 9: the next bucket
+    compiled(*right_padded([list(range(4, 13)), [5]]))  # width 9: the next bucket
     assert model.cache_inits == traces + 2
     for (tokens, lengths), out in zip(batches, outputs):
         eager = generate(model, tokens, lengths, max_new_tokens=4, end_id=END_ID)
@@ -319,10 +283,10 @@ def test_the_gpt_causal_lm_generates_what_the_full_causal_pass_predicts():
     gpt = CausalLM(
         VOCAB, num_layers=2, hidden_dim=32, num_heads=4, intermediate_dim=64, dropout=0.0, max_length=MAX_LENGTH
     )
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     for jit_compile in (False, True):
         run = compile_search(generate, gpt, jit_compile=jit_compile, max_new_tokens=8, end_id=END_ID)
         out = run(tokens, lengths)
         for prompt, (generated, score) in zip(PROMPTS, _rows(out, False)):
-            assert generated == _greedy_without_cache(gpt, prompt, 8)
-            np.testing.assert_allclose(score, _log_prob(gpt, prompt, generated), atol=1e-4)
+            assert generated == greedy_without_cache(gpt, prompt, 8)
+            np.testing.assert_allclose(score, log_prob(gpt, prompt, generated), atol=1e-4)

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from causal_references import PROMPTS, greedy_without_cache, log_prob, right_padded
 from keras import ops
 
 from kerasllm.decoding import compile_search, generate, length_penalty
@@ -15,7 +16,6 @@ from kerasllm.tasks import RNNLM
 VOCAB = 23
 PAD_ID, END_ID = 0, 3
 UNITS = 12
-PROMPTS = [[5, 9, 4, 17, 8, 11], [7, 6], [12, 20, 21, 5]]
 
 
 def _model(cell: str = "lstm", tie_embeddings: bool = False, seed: int = 5, **kwargs) -> RNNLM:
@@ -30,39 +30,6 @@ def _model(cell: str = "lstm", tie_embeddings: bool = False, seed: int = 5, **kw
 @pytest.fixture(scope="module", params=["lstm", "gru"])
 def model(request):
     return _model(request.param)
-
-
-def _prompts(rows=PROMPTS):
-    """Right-padded [B, P] prompts and their lengths."""
-    tokens = np.zeros((len(rows), max(map(len, rows))), "int32")
-    for row, prompt in zip(tokens, rows):
-        row[: len(prompt)] = prompt
-    return tokens, np.array([len(prompt) for prompt in rows], "int32")
-
-
-def _log_softmax(logits):
-    logits = np.asarray(logits, "float64")
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-
-
-def _greedy_without_cache(model, prompt, max_new_tokens):
-    """Re-run the full pass over the whole prefix at every step."""
-    sequence, generated = list(prompt), []
-    for _ in range(max_new_tokens):
-        logits = np.array(model(np.array([sequence], "int32")))[0, -1]
-        logits[PAD_ID] = -np.inf  # a search never emits padding
-        generated.append(int(logits.argmax()))
-        sequence.append(generated[-1])
-        if generated[-1] == END_ID:
-            break
-    return generated
-
-
-def _log_prob(model, prompt, generated):
-    """log p(generated | prompt) from one full pass."""
-    log_probs = _log_softmax(model(np.array([list(prompt) + list(generated)], "int32")))[0]
-    return sum(log_probs[len(prompt) - 1 + i, token] for i, token in enumerate(generated))
 
 
 class _Recompute:
@@ -164,27 +131,27 @@ def test_keras_round_trip_gives_identical_logits(tmp_path, cell, tie_embeddings)
 def test_greedy_generate_on_ragged_prompts_equals_rerunning_the_full_pass(model):
     """The prefill stops at the shortest prompt's last token (the padding mask): a longer prompt's later tokens
     are fed by the loop, once, so each row decodes as greedy search over the full pass would."""
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     out = generate(model, tokens, lengths, max_new_tokens=8, end_id=END_ID, search="greedy")
     assert np.asarray(out["tokens"]).shape == (3, 8)
     rows = [list(row[:size]) for row, size in zip(np.asarray(out["tokens"]), np.asarray(out["lengths"]))]
     assert max(map(len, rows)) > 2, "too short to compare"
     for prompt, generated, score in zip(PROMPTS, rows, np.asarray(out["scores"])):
-        assert generated == _greedy_without_cache(model, prompt, 8)
-        np.testing.assert_allclose(score, _log_prob(model, prompt, generated), atol=1e-4)
+        assert generated == greedy_without_cache(model, prompt, 8)
+        np.testing.assert_allclose(score, log_prob(model, prompt, generated), atol=1e-4)
 
 
 def test_beam_search_reorders_the_states_and_decodes_each_row_as_alone(model):
     """Each hypothesis's score is its log-probability under the full pass over lp(length), so the states followed
     their beams; and each row of the ragged batch decodes as it would alone (prefilled to its own last token)."""
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     options = dict(max_new_tokens=6, end_id=END_ID, search="beam", beam_size=3, num_hypotheses=2, alpha=0.6)
     batch = generate(model, tokens, lengths, **options)
     hypotheses, scores, sizes = (np.asarray(batch[key]) for key in ("tokens", "scores", "lengths"))
     for b, prompt in enumerate(PROMPTS):
         for j in range(2):
             generated = hypotheses[b, j, : sizes[b, j]]
-            expected = _log_prob(model, prompt, generated) / float(length_penalty(sizes[b, j], 0.6))
+            expected = log_prob(model, prompt, generated) / float(length_penalty(sizes[b, j], 0.6))
             np.testing.assert_allclose(scores[b, j], expected, atol=1e-3)
         alone = generate(model, np.array([prompt], "int32"), None, **options)
         np.testing.assert_array_equal(hypotheses[b], np.asarray(alone["tokens"])[0])
@@ -192,7 +159,7 @@ def test_beam_search_reorders_the_states_and_decodes_each_row_as_alone(model):
 
 
 def test_seeded_sampling_repeats_and_matches_the_recomputed_pass(model):
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     options = dict(max_new_tokens=8, end_id=END_ID, search="sample", top_k=5)
     first = generate(model, tokens, lengths, seed=1, **options)
     second = generate(model, tokens, lengths, seed=1, **options)
@@ -206,7 +173,7 @@ def test_seeded_sampling_repeats_and_matches_the_recomputed_pass(model):
 
 def test_xla_compiled_generate_equals_eager():
     model = _model("lstm")
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     eager = generate(model, tokens, lengths, max_new_tokens=6, end_id=END_ID)
     xla = compile_search(generate, model, jit_compile=True, max_new_tokens=6, end_id=END_ID)(tokens, lengths)
     np.testing.assert_array_equal(np.asarray(xla["tokens"]), np.asarray(eager["tokens"]))
@@ -228,7 +195,7 @@ def test_run_time_shapes_and_an_empty_batch_decode():
         lambda tokens, lengths: generate(model, tokens, lengths, **options),
         input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
     )
-    tokens, lengths = _prompts()
+    tokens, lengths = right_padded()
     eager = generate(model, tokens, lengths, **options)
     np.testing.assert_array_equal(np.asarray(run(tokens, lengths)["tokens"]), np.asarray(eager["tokens"]))
     empty = run(np.zeros((0, 0), "int32"), np.zeros((0,), "int32"))
