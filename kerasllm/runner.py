@@ -24,6 +24,7 @@ import time
 import types
 import typing
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -259,6 +260,8 @@ class App:
     name: ClassVar[str] = ""
     config_class: ClassVar[type[RunConfig]] = RunConfig
     vocabularies: ClassVar[tuple[str, ...]] = ("vocabulary",)
+    # What picks the best checkpoint: "loss" for an app without a validation set (`datasets` gives None).
+    monitor: ClassVar[str] = "val_loss"
 
     def vocabulary_texts(self, info: dict[str, Any], data_dir: str | None) -> dict[str, list[str]]:
         """The training texts each vocabulary learns from, by vocabulary name."""
@@ -273,6 +276,10 @@ class App:
         `save(path)` and `load(path)` (WordPiece unless the app's config chooses another, e.g. characters)."""
         return SubwordTokenizer
 
+    def train_tokenizer(self, config: RunConfig, name: str, texts: list[str]) -> Any:
+        """A new tokenizer for vocabulary `name`, learned from its texts (with the config's vocabulary_size)."""
+        return self.tokenizer_class(config).train(texts, config.vocabulary_size, self.special_tokens(name))
+
     def datasets(self, run: Run, data_dir: str | None) -> tuple[Any, Any]:
         """`(train, validation)` tf.data datasets of `(inputs, targets)` batches, cut at `config.max_tokens`."""
         raise NotImplementedError
@@ -285,8 +292,9 @@ class App:
         there is no run, as for `kerasllm diagram`)."""
         raise NotImplementedError
 
-    def compile(self, model: keras.Model, config: RunConfig) -> None:
-        """`model.compile(...)` with the app's optimizer, loss and metrics."""
+    def compile(self, model: keras.Model, config: RunConfig, steps_per_epoch: int | None) -> None:
+        """`model.compile(...)` with the app's optimizer, loss and metrics; `steps_per_epoch` (None when the
+        training set does not know its length) is there for a schedule over the whole run."""
         raise NotImplementedError
 
     def serving_module(self, run: Run, model: keras.Model, **options: Any) -> Any:
@@ -339,15 +347,22 @@ def _check_init_from(app: App, init_from: Path) -> None:
 
 def _tokenizers(app: App, run: Run, data_dir: str | None) -> dict[str, Any]:
     """The run's vocabularies, learned from the app's texts on first use."""
-    tokenizer_class = app.tokenizer_class(run.config)
     texts = None
     for name in app.vocabularies:
         path = _vocabulary_path(run.run_dir, name)
         if not path.exists():
             texts = texts if texts is not None else app.vocabulary_texts(run.info, data_dir)
-            tokenizer = tokenizer_class.train(texts[name], run.config.vocabulary_size, app.special_tokens(name))
-            tokenizer.save(path)
+            app.train_tokenizer(run.config, name, texts[name]).save(path)
+    tokenizer_class = app.tokenizer_class(run.config)
     return {name: tokenizer_class.load(_vocabulary_path(run.run_dir, name)) for name in app.vocabularies}
+
+
+def steps_per_epoch(config: RunConfig, train_set: Any) -> int | None:
+    """Batches per epoch: the config's, else one pass over the training set when tf.data knows its length."""
+    if config.steps_per_epoch is not None:
+        return config.steps_per_epoch
+    cardinality = int(train_set.cardinality())
+    return cardinality if cardinality > 0 else None
 
 
 def inherit_weights(model: keras.Model, source: keras.Model) -> list[str]:
@@ -375,7 +390,7 @@ def prepare_training(app: App, run: Run, data_dir: str | None = None) -> tuple[k
     train_set, val_set = app.datasets(run, data_dir)
     vocabulary_sizes = {name: tokenizer.vocabulary_size for name, tokenizer in run.tokenizers.items()}
     model = app.build_model(run.config, vocabulary_sizes, run.info)
-    app.compile(model, run.config)
+    app.compile(model, run.config, steps_per_epoch(run.config, train_set))
     return model, train_set, val_set
 
 
@@ -388,6 +403,7 @@ def train(
     data_dir: str | None = None,
     init_from: str | Path | None = None,
     verbose: int | str = "auto",
+    initialize: Callable[[keras.Model, Run], None] | None = None,
 ) -> keras.callbacks.History | None:
     """Train with `model.fit`; calling it again on the same `run_dir` resumes where it stopped.
 
@@ -403,6 +419,9 @@ def train(
             weights it starts from wherever a layer has the same name and weight shapes (pre-training, then
             fine-tuning). Ignored when resuming.
         verbose: `model.fit` verbosity.
+        initialize: called as `initialize(model, run)` on a new run without `init_from`, with the model
+            built and compiled and the vocabularies learned, before `fit` (e.g. to load pretrained word vectors
+            into the token embedding). Not called when resuming: the backup holds the weights.
 
     Returns:
         the `fit` history, or None when `run_dir` holds a finished run (nothing is trained).
@@ -432,9 +451,12 @@ def train(
     if init_from is not None:
         copied = inherit_weights(model, load_checkpoint(init_from / "best.keras"))
         print(f"initialised from {init_from}: {len(copied)} layers ({', '.join(copied) or 'none matched'})")
+    elif initialize is not None and not resuming:
+        initialize(model, run)
     model.summary(print_fn=lambda line, **_: print(line))
     callbacks = training_callbacks(
         run_dir,
+        monitor=app.monitor,
         early_stopping_patience=config.early_stopping_patience,
         budget_minutes=config.time_budget_minutes,
         lr_decay_patience=config.lr_decay_patience,

@@ -6,6 +6,9 @@ metrics and serving module); the run directory, resume, `--init-from` and export
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +24,7 @@ from apps.classify.serving import ClassifyModule
 from kerasllm import runner
 from kerasllm.data.pipeline import make_classification_dataset
 from kerasllm.data.tokenizer import BERT_SPECIAL_TOKENS, CLS, RESERVED_TOKENS
+from kerasllm.data.word_vectors import WordVectors, aligned_matrix, read_word_vectors
 from kerasllm.metrics import classification_scores, plot_confusion_matrix
 
 # Classify vocabularies reserve BERT's special tokens, so a pre-trained encoder's vocabulary (--init-from) and a
@@ -59,6 +63,7 @@ class ClassifyApp(runner.App):
         model = config.MODELS[config.model](
             vocabulary_size=vocabulary_sizes["vocabulary"],
             num_classes=len(info["label_names"]) if info else 2,
+            embedding_trainable=config.embeddings_trainable,
             dtype=config.mixed_precision,
             **extra,
             **config.model_args,
@@ -66,7 +71,8 @@ class ClassifyApp(runner.App):
         model(np.ones((1, 4), "int32"))
         return model
 
-    def compile(self, model: keras.Model, config: ClassifyConfig) -> None:
+    def compile(self, model: keras.Model, config: ClassifyConfig, steps_per_epoch: int | None) -> None:
+        # The rate is constant, per-epoch or warmup + inverse square root: none needs the run's length.
         optimizer_options = dict(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
         optimizer = (
             keras.optimizers.AdamW(weight_decay=config.weight_decay, **optimizer_options)
@@ -116,11 +122,74 @@ def train(
     init_from: str | Path | None = None,
     verbose: int | str = "auto",
 ) -> keras.callbacks.History | None:
-    """Train a classifier with `model.fit` (resumes an interrupted run; None for a finished one)."""
+    """Train a classifier with `model.fit` (resumes an interrupted run; None for a finished one).
+
+    With `config.embeddings`, a new run starts its token embedding from those word vectors, prints how many
+    vocabulary tokens had one ("Converted N words (M misses)") and records it in `embeddings.json`; a resume
+    restores its backup instead, and does not read the file again.
+    """
     info = run_info(corpus, data_dir)
     for split in ("val", "test"):  # a corpus that cannot be split fails here, before the run directory is written
         load_split(info["corpus"], split, data_dir)
-    return runner.train(APP, config, run_dir, info, data_dir=data_dir, init_from=init_from, verbose=verbose)
+    initialize = None
+    # The runner's test for a new run; the vectors are read and checked before it writes anything.
+    if config.embeddings is not None and not (Path(run_dir) / "config.json").exists():
+        if init_from is not None:
+            raise ValueError(
+                f"embeddings ({config.embeddings}) and --init-from ({init_from}) both give the token embedding its "
+                "start: use one of them"
+            )
+        initialize = functools.partial(_start_from_vectors, read_embeddings(config))
+    return runner.train(
+        APP, config, run_dir, info, data_dir=data_dir, init_from=init_from, verbose=verbose, initialize=initialize
+    )
+
+
+def read_embeddings(config: ClassifyConfig) -> WordVectors:
+    """The word vectors of `config.embeddings`, checked against the width of the model's token embedding.
+
+    Args:
+        config: a config whose `embeddings` is set.
+
+    Returns:
+        The vectors (`read_word_vectors`, format detected).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a damaged file (the reader's line), or vectors whose dim is not `config.embedding_width`.
+
+    Example:
+    >>> # config = ClassifyConfig.load("bilstm"); config.embeddings = "glove.6B.100d.txt"
+    >>> # read_embeddings(config)  # ValueError: ... set model_args.embedding_dim to 100
+    """
+    vectors = read_word_vectors(config.embeddings)
+    if vectors.dim != config.embedding_width:
+        name = config.EMBEDDING_WIDTH_ARGS[config.model]
+        what = " (the Transformer's width, a multiple of num_heads)" if config.model == "transformer" else ""
+        raise ValueError(
+            f"{config.embeddings} holds vectors of dim {vectors.dim}, but the {config.model} model's token embedding "
+            f"is {config.embedding_width} wide: set model_args.{name}{what} to {vectors.dim}"
+        )
+    return vectors
+
+
+def _start_from_vectors(vectors: WordVectors, model: keras.Model, run: runner.Run) -> None:
+    """Load the vectors into the token embedding of a new run, row by vocabulary token, and report the hits."""
+    config = run.config
+    matrix, report = aligned_matrix(
+        vectors, run.tokenizers["vocabulary"].vocabulary, oov=config.embeddings_oov, seed=config.seed
+    )
+    model.token_embedding.set_weights([matrix])
+    print(f"token embedding from {config.embeddings}: {report}")
+    record = {
+        "source": str(Path(config.embeddings).resolve()),
+        "format": vectors.report.format,
+        "words": len(vectors),
+        "dim": vectors.dim,
+        "trainable": config.embeddings_trainable,
+        **dataclasses.asdict(report),
+    }
+    (run.run_dir / "embeddings.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_run(run_dir: str | Path) -> runner.Run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from apps import commands
 
@@ -37,6 +38,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     commands.add_train_arguments(train, default_config=DEFAULT_CONFIG, presets=PRESETS)
     _add_corpus_argument(train)
+    train.add_argument(
+        "--embeddings",
+        metavar="PATH",
+        help="start the token embedding from these word vectors (GloVe, word2vec text or binary, plain or gzip; "
+        "their dim must be the model's embedding width); overrides the config's embeddings",
+    )
+    train.add_argument(
+        "--freeze-embeddings", action="store_true", help="with --embeddings: keep the token embedding at the vectors"
+    )
+    train.add_argument(
+        "--oov",
+        choices=["zeros", "random", "mean"],
+        help="with --embeddings: what a token without a vector starts as (default zeros)",
+    )
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser(
@@ -97,7 +112,18 @@ def _train(args: argparse.Namespace) -> int:
     from apps.classify import app
     from apps.classify.config import ClassifyConfig
 
-    return commands.train_on_corpus(app.train, ClassifyConfig, args, DEFAULT_CONFIG)
+    def train(config: ClassifyConfig, run_dir: str, **options: Any) -> Any:
+        # The word-vector flags override the config as --epochs does, but a resume refuses a change to them.
+        if args.embeddings is not None:
+            config.embeddings = args.embeddings
+        if args.freeze_embeddings:
+            config.embeddings_trainable = False
+        if args.oov is not None:
+            config.embeddings_oov = args.oov
+        config.validate("--embeddings / --freeze-embeddings / --oov")
+        return app.train(config, run_dir, **options)
+
+    return commands.train_on_corpus(train, ClassifyConfig, args, DEFAULT_CONFIG)
 
 
 def format_scores(result: dict) -> str:

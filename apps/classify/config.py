@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 from kerasllm.data.windows import WINDOW_AGGREGATIONS
+from kerasllm.data.word_vectors import OOV_MODES
 from kerasllm.runner import RunConfig
 from kerasllm.tasks import RNNClassifier, TransformerClassifier
 
@@ -27,6 +29,13 @@ class ClassifyConfig(RunConfig):
         learning_rate: Adam's rate (constant; `lr_decay_patience` halves it on a val_loss plateau).
         weight_decay: decoupled weight decay (AdamW), 0 for plain Adam.
         clipnorm: gradient-norm clip, or None.
+        embeddings: a GloVe, word2vec text or word2vec binary file (plain or gzip, format detected) whose
+            vectors a new run starts its token embedding from, row by vocabulary token (`aligned_matrix`: a
+            whole word is looked up as is, then in lowercase; "##" pieces and special tokens are misses or
+            zeros); None for a random start. The vectors' dim must be the model's `embedding_width`.
+        embeddings_trainable: false freezes the token embedding at the vectors for the whole run.
+        embeddings_oov: what a vocabulary token without a vector starts as: "zeros", "random" (normal with
+            the vectors' standard deviation) or "mean" (the mean vector).
     """
 
     model: str = "rnn"
@@ -40,16 +49,28 @@ class ClassifyConfig(RunConfig):
     clipnorm: float | None = 1.0
     early_stopping_patience: int | None = 2
     jit_compile: bool = False
+    embeddings: str | None = None
+    embeddings_trainable: bool = True
+    embeddings_oov: str = "zeros"
 
     PRESETS = CONFIG_DIR
     MODELS = {"transformer": TransformerClassifier, "rnn": RNNClassifier}
+    # The model argument that sets each model's token-embedding width.
+    EMBEDDING_WIDTH_ARGS = {"transformer": "hidden_dim", "rnn": "embedding_dim"}
 
     def filled_in_model_args(self) -> tuple[str, ...]:
-        return super().filled_in_model_args() + ("vocabulary_size", "num_classes", "cls_id")
+        return super().filled_in_model_args() + ("vocabulary_size", "num_classes", "cls_id", "embedding_trainable")
 
     @property
     def window_stride(self) -> int:
         return self.stride or max(1, self.max_tokens // 2)
+
+    @property
+    def embedding_width(self) -> int:
+        """The width of the model's token embedding: `model_args.embedding_dim` of an RNN, `hidden_dim` of a
+        Transformer (the constructor's default when model_args leaves it out)."""
+        name = self.EMBEDDING_WIDTH_ARGS[self.model]
+        return self.model_args.get(name, inspect.signature(self.MODELS[self.model]).parameters[name].default)
 
     def validate(self, where: str) -> None:
         super().validate(where)
@@ -66,4 +87,13 @@ class ClassifyConfig(RunConfig):
             raise ValueError(
                 f"{where}: max_tokens ({self.max_tokens}{' + [CLS]' if cls_extra else ''}) exceeds "
                 f"model_args.max_length ({self.model_args.get('max_length', 256)})"
+            )
+        if self.embeddings_oov not in OOV_MODES:
+            raise ValueError(f"{where}: embeddings_oov must be one of {list(OOV_MODES)}, got {self.embeddings_oov!r}")
+        if self.embeddings is not None and not self.embeddings.strip():
+            raise ValueError(f"{where}: embeddings must be the path of a word-vector file, or null")
+        if self.embeddings is None and (not self.embeddings_trainable or self.embeddings_oov != "zeros"):
+            raise ValueError(
+                f"{where}: embeddings_trainable and embeddings_oov apply to pretrained vectors: set embeddings "
+                "(--embeddings PATH) too"
             )

@@ -23,8 +23,8 @@ from apps.generate.serving import GenerateModule
 from kerasllm import runner
 from kerasllm.data.characters import CharacterTokenizer
 from kerasllm.data.pipeline import make_packed_blocks_dataset
-from kerasllm.data.tokenizer import END_ID, SubwordTokenizer
-from kerasllm.decoding import compile_search, generate, sampler
+from kerasllm.data.tokenizer import END_ID, PAD_ID, SubwordTokenizer
+from kerasllm.decoding import compile_search, generate, next_token_log_probs, sampler
 from kerasllm.training import MaskedSparseCrossEntropy, Perplexity, WarmupCosineSchedule
 
 # Weight decay shrinks the matrices of the dense and recurrent layers only (GPT-2's recipe): not norms, biases or
@@ -86,9 +86,10 @@ class GenerateApp(runner.App):
         model(np.ones((1, 4), "int32"))
         return model
 
-    def compile(self, model: keras.Model, config: GenerateConfig) -> None:
+    def compile(self, model: keras.Model, config: GenerateConfig, steps_per_epoch: int | None) -> None:
+        decay_steps = config.decay_steps or config.epochs * steps_per_epoch  # default: the whole run
         schedule = WarmupCosineSchedule(
-            config.learning_rate, config.warmup_steps, config.total_decay_steps, config.min_learning_rate
+            config.learning_rate, config.warmup_steps, decay_steps, config.min_learning_rate
         )
         optimizer = keras.optimizers.AdamW(
             schedule, weight_decay=config.weight_decay, beta_1=0.9, beta_2=config.beta_2, clipnorm=config.clipnorm
@@ -274,13 +275,9 @@ class Generator:
         return self._compiled["prefill"](tf.constant(tokens), tf.constant(padding_mask), cache)
 
     def _step_function(self, choose: Any) -> Any:
-        from kerasllm.decoding.loops import _log_probs, _suppressed
-
-        suppressed = _suppressed(self.tokenizer.vocabulary_size, 0, ())
-
         def step(token, index, cache):
             logits, cache = self.model.call_with_cache(token[:, None], cache, index)
-            return tf.cast(choose(_log_probs(logits[:, 0], suppressed), index), tf.int32), cache
+            return tf.cast(choose(next_token_log_probs(logits[:, 0], PAD_ID), index), tf.int32), cache
 
         return tf.function(step, jit_compile=self.jit_compile)
 

@@ -53,10 +53,6 @@ class GenerateConfig(RunConfig):
     def filled_in_model_args(self) -> tuple[str, ...]:
         return super().filled_in_model_args() + ("vocabulary_size", "max_length")
 
-    @property
-    def total_decay_steps(self) -> int:
-        return self.decay_steps or self.epochs * (self.steps_per_epoch or 1)
-
     def validate(self, where: str) -> None:
         super().validate(where)
         if self.tokenizer not in TOKENIZERS:

@@ -62,7 +62,8 @@ class TranslateApp(runner.App):
         model((dummy, dummy))
         return model
 
-    def compile(self, model: keras.Model, config: TranslateConfig) -> None:
+    def compile(self, model: keras.Model, config: TranslateConfig, steps_per_epoch: int | None) -> None:
+        # The rate is constant, per-epoch or warmup + inverse square root: none needs the run's length.
         recipe = dict(label_smoothing=config.label_smoothing, clipnorm=config.clipnorm, jit_compile=config.jit_compile)
         if config.learning_rate is not None:
             compile_for_training(model, learning_rate=config.learning_rate, **recipe)

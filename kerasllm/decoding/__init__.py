@@ -6,7 +6,15 @@
 
 from kerasllm.decoding.causal import generate
 from kerasllm.decoding.compiled import compile_search
-from kerasllm.decoding.loops import LOOPS, beam_loop, greedy_loop, length_penalty, sampler, sampling_loop
+from kerasllm.decoding.loops import (
+    LOOPS,
+    beam_loop,
+    greedy_loop,
+    length_penalty,
+    next_token_log_probs,
+    sampler,
+    sampling_loop,
+)
 from kerasllm.decoding.seq2seq import SEARCHES, beam_search, greedy_search, new_token_budget, sample
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "greedy_loop",
     "greedy_search",
     "length_penalty",
+    "next_token_log_probs",
     "new_token_budget",
     "sample",
     "sampler",

@@ -68,17 +68,16 @@ def _prompt_buffer(prompt_tokens, prompt_lengths, positions, pad_id: int):
     return ops.where(positions[None, :] < prompt_lengths[:, None], tokens, pad_id)
 
 
-def _suppressed(vocabulary_size: int, pad_id: int, suppressed_ids: Sequence[int]) -> np.ndarray:
-    """Boolean [V] constant of the ids a search never emits: `pad_id` (it marks "no token" in the buffers and,
-    fed back, would be attended as a real key) and `suppressed_ids`."""
-    mask = np.zeros(vocabulary_size, bool)
-    mask[[pad_id, *suppressed_ids]] = True
-    return mask
+def next_token_log_probs(logits, pad_id: int, suppressed_ids: Sequence[int] = ()):
+    """The float32 log-probabilities every search reads from a step's logits [..., V]: the model's own log p(y),
+    with `pad_id` (it marks "no token" in the buffers and, fed back, would be attended as a real key) and
+    `suppressed_ids` made impossible. The suppressed mass is not renormalized away.
 
-
-def _log_probs(logits, suppressed: np.ndarray):
-    """The model's float32 log-probabilities with the suppressed ids made impossible. Scores stay the model's own
-    log p(y): the suppressed mass is not renormalized away."""
+    Example:
+        >>> next_token_log_probs(np.zeros((1, 4), "float32"), pad_id=0)  # [[-1e9, log 1/4, log 1/4, log 1/4]]
+    """
+    suppressed = np.zeros(logits.shape[-1], bool)
+    suppressed[[pad_id, *suppressed_ids]] = True
     return ops.where(suppressed, _NEG, ops.log_softmax(ops.cast(logits, "float32"), axis=-1))
 
 
@@ -125,7 +124,7 @@ def _token_loop(
     def body(index, tokens, state, finished, scores):
         logits, state = step(_column(tokens, index, positions), index, state)
         vocabulary_size = logits.shape[-1]
-        log_probs = _log_probs(logits, _suppressed(vocabulary_size, pad_id, suppressed_ids))
+        log_probs = next_token_log_probs(logits, pad_id, suppressed_ids)
         next_tokens = ops.cast(choose(log_probs, index), "int32")
         position = index + 1
         at_limit = position >= last_positions
@@ -454,9 +453,7 @@ def beam_loop(
         logits, state = step(step_tokens, index, state)
         vocabulary_size = logits.shape[-1]
         vocabulary = np.arange(vocabulary_size, dtype="int32")
-        log_probs = ops.reshape(
-            _log_probs(logits, _suppressed(vocabulary_size, pad_id, suppressed_ids)), (batch_size, k, vocabulary_size)
-        )
+        log_probs = ops.reshape(next_token_log_probs(logits, pad_id, suppressed_ids), (batch_size, k, vocabulary_size))
         position = index + 1
         if forcing:
             inside_prompt = ops.expand_dims(position < prompt_lengths, 1)  # [B, 1]

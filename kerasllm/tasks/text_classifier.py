@@ -67,6 +67,8 @@ class TransformerClassifier(_Classifier):
         pooling: `"mean"` or `"max"` over the tokens, or `"cls"`: the model puts `cls_id` before the tokens and
             reads that position (BERT). Defaults to `"mean"`.
         cls_id: int, the [CLS] token id; needed with `pooling="cls"`. Defaults to `None`.
+        embedding_trainable: bool, `False` freezes the token embedding (e.g. at pretrained word vectors).
+            Defaults to `True`.
         dtype: dtype policy of the layers; `None` for the global policy.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -94,6 +96,7 @@ class TransformerClassifier(_Classifier):
         activation: str = "gelu",
         pooling: str = "mean",
         cls_id: int | None = None,
+        embedding_trainable: bool = True,
         dtype: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -126,6 +129,7 @@ class TransformerClassifier(_Classifier):
         hidden = self.backbone(inputs)
         pooled = self.pooling_layer(hidden, padding_mask=ops.not_equal(inputs, 0))
         super().__init__(inputs=token_ids, outputs=_head(pooled, num_classes, dropout, dtype), dtype=dtype, **kwargs)
+        self.token_embedding.trainable = embedding_trainable
         self._keep_config(
             dtype,
             vocabulary_size=vocabulary_size,
@@ -141,7 +145,14 @@ class TransformerClassifier(_Classifier):
             activation=activation,
             pooling=pooling,
             cls_id=cls_id,
+            embedding_trainable=embedding_trainable,
         )
+
+    @property
+    def token_embedding(self) -> keras.layers.Embedding:
+        """The token embedding [vocabulary_size, hidden_dim] (scaled by sqrt(hidden_dim) before the positions
+        are added): the layer pretrained word vectors initialise."""
+        return self.backbone.token_embedding
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -159,6 +170,8 @@ class RNNClassifier(_Classifier):
         dropout: float, on the embedding, between layers and before the dense layer. Defaults to `0.3`.
         pooling: `"max"` or `"mean"` over the top layer's outputs, or `"final"`: the top layer's final state
             (of each direction). Defaults to `"max"`.
+        embedding_trainable: bool, `False` freezes the token embedding (e.g. at pretrained word vectors).
+            Defaults to `True`.
         dtype: dtype policy of the layers; `None` for the global policy.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -182,6 +195,7 @@ class RNNClassifier(_Classifier):
         bidirectional: bool = True,
         dropout: float = 0.3,
         pooling: str = "max",
+        embedding_trainable: bool = True,
         dtype: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -210,6 +224,7 @@ class RNNClassifier(_Classifier):
         else:
             pooled = self.pooling_layer(outputs, padding_mask=padding_mask)
         super().__init__(inputs=token_ids, outputs=_head(pooled, num_classes, dropout, dtype), dtype=dtype, **kwargs)
+        self.token_embedding.trainable = embedding_trainable
         self._keep_config(
             dtype,
             vocabulary_size=vocabulary_size,
@@ -221,4 +236,10 @@ class RNNClassifier(_Classifier):
             bidirectional=bidirectional,
             dropout=dropout,
             pooling=pooling,
+            embedding_trainable=embedding_trainable,
         )
+
+    @property
+    def token_embedding(self) -> keras.layers.Embedding:
+        """The token embedding [vocabulary_size, embedding_dim]: the layer pretrained word vectors initialise."""
+        return self.backbone.embedding
