@@ -9,7 +9,12 @@ import sys
 
 # Each app is a package with cli.py (`register(subparsers)` adds its subcommands) and app.py (`APP`, its
 # `kerasllm.runner.App`). Importing cli.py must stay cheap: no TensorFlow.
-APPS = {"translate": "apps.translate", "classify": "apps.classify", "generate": "apps.generate"}
+APPS = {
+    "translate": "apps.translate",
+    "classify": "apps.classify",
+    "generate": "apps.generate",
+    "word2vec": "apps.word2vec",
+}
 
 
 def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:

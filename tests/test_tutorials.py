@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("*.ipynb"))
 # What each notebook must print: the score its lesson ends on.
-PRINTS = {"translation": "BLEU", "classification": "accuracy", "generation": "perplexity"}
+PRINTS = {"translation": "BLEU", "classification": "accuracy", "generation": "perplexity", "word_vectors": "Spearman"}
 
 
 @pytest.mark.slow
