@@ -260,8 +260,9 @@ class App:
     name: ClassVar[str] = ""
     config_class: ClassVar[type[RunConfig]] = RunConfig
     vocabularies: ClassVar[tuple[str, ...]] = ("vocabulary",)
-    # What picks the best checkpoint: "loss" for an app without a validation set (`datasets` gives None).
-    monitor: ClassVar[str] = "val_loss"
+    # What picks the best checkpoint; None keeps the last epoch's model (an app without a validation set whose
+    # schedule decays over the whole run).
+    monitor: ClassVar[str | None] = "val_loss"
 
     def vocabulary_texts(self, info: dict[str, Any], data_dir: str | None) -> dict[str, list[str]]:
         """The training texts each vocabulary learns from, by vocabulary name."""

@@ -164,3 +164,20 @@ def test_learning_rate_decays_on_a_plateau(tmp_path):
     )
     # Epoch 0 sets the best; epochs 1, 2 and 3 do not improve on it: three halvings.
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.5**3)
+
+
+def test_without_a_monitor_the_checkpoint_is_the_last_epoch(tmp_path):
+    x, y = np.random.default_rng(0).normal(size=(16, 3)), np.ones((16, 1))
+    model = _tiny_model()
+
+    class LossUp(keras.callbacks.Callback):  # the last epoch is the worst: a best-only checkpoint would skip it
+        def on_epoch_end(self, epoch, logs=None):
+            logs["loss"] = float(epoch)
+
+    callbacks = training_callbacks(tmp_path, monitor=None, early_stopping_patience=None, tensorboard=False)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[LossUp(), *callbacks])
+    saved = keras.saving.load_model(tmp_path / "best.keras")
+    for kept, last in zip(saved.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(kept, last)
+    with pytest.raises(ValueError, match="need a monitored quantity"):
+        training_callbacks(tmp_path, monitor=None, early_stopping_patience=3)

@@ -47,13 +47,14 @@ def corpus_texts(corpus: str, data_dir: str | None = None) -> list[str]:
 
 
 class Word2VecApp(runner.App):
-    """Word vectors from one corpus (`run.json`: the corpus). No validation set: the best checkpoint is the one
-    with the lowest training loss, and the benchmarks (`evaluate`) are the measure."""
+    """Word vectors from one corpus (`run.json`: the corpus). No validation set: the run keeps its last epoch's
+    vectors (word2vec's rate decays to almost nothing over the whole run), and the benchmarks (`evaluate`) are
+    the measure."""
 
     name = "word2vec"
     config_class = Word2VecConfig
     vocabularies = ("vocabulary",)
-    monitor = "loss"
+    monitor = None
 
     def tokenizer_class(self, config: Word2VecConfig) -> type:
         return Vocabulary

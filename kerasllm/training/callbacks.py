@@ -94,7 +94,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 def training_callbacks(
     run_dir: str | Path,
     *,
-    monitor: str = "val_loss",
+    monitor: str | None = "val_loss",
     early_stopping_patience: int | None = 5,
     backup_every_steps: int | None = None,
     tensorboard: bool = True,
@@ -111,7 +111,9 @@ def training_callbacks(
 
     Args:
         run_dir: directory of this training run.
-        monitor: a quantity to minimise; it picks the best checkpoint and drives early stopping.
+        monitor: a quantity to minimise; it picks the best checkpoint and drives early stopping. None: no
+            such quantity, `best.keras` is the last epoch's model (and there is no early stopping or decay on
+            plateau), for a run whose schedule makes its last epoch the one to keep.
         early_stopping_patience: epochs without improvement before stopping; None disables it.
         backup_every_steps: also back up every N batches (default: at the end of each epoch).
             A killed run resumes from the last backup; an interrupted epoch restarts at its first batch.
@@ -129,7 +131,7 @@ def training_callbacks(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # On resume, a new best checkpoint must beat the interrupted run's best, not just this session's.
-    best_so_far, _ = previous_best(run_dir / "history.csv", monitor)
+    best_so_far = None if monitor is None else previous_best(run_dir / "history.csv", monitor)[0]
     callbacks: list[keras.callbacks.Callback] = [
         TrainingClock(run_dir / "history.csv", budget_minutes),
         # double_checkpoint keeps the previous backup, so a run killed while writing one (a corrupt
@@ -142,13 +144,15 @@ def training_callbacks(
         ),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "best.keras"),
-            monitor=monitor,
+            monitor=monitor or "loss",
             mode="min",
-            save_best_only=True,
+            save_best_only=monitor is not None,
             initial_value_threshold=best_so_far,
         ),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
+    if monitor is None and (lr_decay_patience is not None or early_stopping_patience is not None):
+        raise ValueError("decay on plateau and early stopping need a monitored quantity")
     if lr_decay_patience is not None:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
