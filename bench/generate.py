@@ -140,7 +140,7 @@ def report(results: list[dict[str, Any]], speed: dict | None, command: str, cpu:
         "# Generate: GPT vs LSTM language models on tiny Shakespeare (characters)",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {cpu}. Validation: the **whole** last-10% split (nanoGPT's split) in contiguous blocks of each "
+        f"Machine: {cpu} (rows kept from an earlier measurement say theirs). Validation: the **whole** last-10% split (nanoGPT's split) in contiguous blocks of each "
         "model's context, not nanoGPT's 20 random batches.",
         "",
         "| run | model | parameters | steps | training time | train tokens/s | val loss (nats/char) | bits/char | "
@@ -162,6 +162,13 @@ def report(results: list[dict[str, Any]], speed: dict | None, command: str, cpu:
             f"{r['perplexity']:.2f} | {speeds['1']:,.0f} | {speeds['16']:,.0f} | "
             f"{r['saved_model_characters_per_second_batch_1']:,.0f} |"
         )
+    for r in results:
+        if "measured_by" in r:
+            lines += [
+                "",
+                f"{r['name']}: kept as measured earlier on {r['measured_on']} by `{r['measured_by']}` (not "
+                "re-measured).",
+            ]
     lines += ["", "![validation loss against training time](loss_vs_time.png)", "", "## Targets (issue 18)", ""]
     by_name = {r["name"]: r for r in results}
     if "nanogpt_cpu" in by_name:
@@ -187,7 +194,7 @@ def report(results: list[dict[str, Any]], speed: dict | None, command: str, cpu:
         )
     if speed:
         lines += ["", "## Decoding speed against keras-hub and a no-cache loop (random weights, same shape)", ""]
-        lines.append(f"`{speed.get('command', 'python bench/generate_speed.py')}`")
+        lines.append(f"`{speed.get('command', 'python bench/generate_speed.py')}` on {speed['machine']}")
         lines += ["", "| batch | engine | best s | tokens/s | ours (XLA) / this |", "|---:|---|---:|---:|---:|"]
         for row in speed["results"]:
             ours = row["engines"]["ours_xla"]["tokens_per_second"]
@@ -212,12 +219,25 @@ def report(results: list[dict[str, Any]], speed: dict | None, command: str, cpu:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, metavar="NAME=RUN_DIR", help="trained runs to report")
+    parser.add_argument(
+        "--keep",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="runs measured earlier to keep from results.json as they are (their run directories may be gone)",
+    )
     parser.add_argument("--report-dir", default="bench/generate", help="where report.md, results.json go")
     parser.add_argument("--export-base", default="/tmp/kerasllm-bench-generate", help="where the runs are exported")
     args = parser.parse_args()
     report_dir = Path(args.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+    results_path = report_dir / "results.json"
+    earlier = json.loads(results_path.read_text()) if args.keep else {"runs": []}
+    kept = [r for r in earlier["runs"] if r["name"] in args.keep]
+    results = [{"measured_by": earlier["command"], "measured_on": earlier["cpu"], **r} for r in kept]
+    missing = sorted(set(args.keep) - {r["name"] for r in results})
+    if missing:
+        raise SystemExit(f"--keep: {results_path} has no run named {', '.join(missing)}")
     for item in args.runs:
         name, _, run_dir = item.partition("=")
         print(f"measuring {name} ({run_dir})", flush=True)
@@ -226,9 +246,7 @@ def main() -> None:
     speed = json.loads(speed_path.read_text()) if speed_path.exists() else None
     cpu = cpu_description()
     command = shlex.join(["python", "bench/generate.py", *sys.argv[1:]])
-    (report_dir / "results.json").write_text(
-        json.dumps({"cpu": cpu, "command": command, "runs": results}, indent=2) + "\n"
-    )
+    results_path.write_text(json.dumps({"cpu": cpu, "command": command, "runs": results}, indent=2) + "\n")
     plot(results, report_dir / "loss_vs_time.png")
     (report_dir / "report.md").write_text(report(results, speed, command, cpu))
     print((report_dir / "report.md").read_text())
