@@ -33,7 +33,7 @@ from apps.word2vec import app  # noqa: E402
 from apps.word2vec.config import Word2VecConfig  # noqa: E402
 from apps.word2vec.evaluation import evaluate_vectors  # noqa: E402
 from kerasllm.data.english import english_corpus  # noqa: E402
-from kerasllm.data.skipgrams import word_tokens  # noqa: E402
+from kerasllm.data.skipgrams import tokenized  # noqa: E402
 from kerasllm.data.word_vectors import WordVectors  # noqa: E402
 from kerasllm.metrics import mean_sd  # noqa: E402
 
@@ -47,14 +47,6 @@ GROUPS = {
     "animals": ["dog", "cat", "horse", "bird", "cow", "sheep", "fish", "bear"],
     "sports": ["football", "soccer", "basketball", "tennis", "baseball", "hockey", "golf", "rugby"],
 }
-
-
-def corpus_tokens(texts: list[str]) -> list[list[str]]:
-    tokens = []
-    for start in range(0, len(texts), 4096):
-        rows = word_tokens(texts[start : start + 4096]).to_list()
-        tokens += [[token.decode("utf-8") for token in row] for row in rows]
-    return tokens
 
 
 def ours(config: Word2VecConfig, runs_dir: Path, name: str, total_words: int) -> tuple[dict, WordVectors]:
@@ -236,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="word2vec-bench-"))
 
     corpus = english_corpus("all")
-    tokens = corpus_tokens(corpus.texts)
+    tokens = tokenized(corpus.texts)
     total_words = sum(map(len, tokens))
     results: dict[str, Any] = {
         "cpu": cpu_description(),

@@ -132,15 +132,17 @@ def train(
 
 def load_vectors(run_dir: str | Path) -> WordVectors:
     """A trained run's word vectors, most frequent word first."""
-    run = runner.load_run(APP, run_dir)
+    return _vectors(runner.load_run(APP, run_dir))
+
+
+def _vectors(run: runner.Run) -> WordVectors:
     return WordVectors(list(run.tokenizers["vocabulary"].words), run.model.word_vectors())
 
 
 def evaluate(run_dir: str | Path, restrict_vocab: int = 30000) -> dict[str, Any]:
     """WordSim-353 and SimLex-999 Spearman and Google analogy accuracy, with coverage; writes eval_benchmarks.json."""
     run = runner.load_run(APP, run_dir)
-    vectors = WordVectors(list(run.tokenizers["vocabulary"].words), run.model.word_vectors())
-    result = evaluate_vectors(vectors, restrict_vocab)
+    result = evaluate_vectors(_vectors(run), restrict_vocab)
     runner.write_evaluation(run, "benchmarks", result)
     return result
 

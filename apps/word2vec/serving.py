@@ -38,6 +38,10 @@ class Word2VecModule(ServingModule):
         super().__init__(model)
         self.topn = min(topn, len(vocabulary) - 1)
         self.words = tf.constant(vocabulary.words)
+        # The unit rows every request compares against, computed once here rather than in every call.
+        self.unit_vectors = tf.Variable(
+            tf.math.l2_normalize(tf.convert_to_tensor(model.word_embedding.embeddings), axis=1), trainable=False
+        )
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(self.words, tf.range(len(vocabulary), dtype=tf.int32)),
             default_value=-1,
@@ -49,11 +53,10 @@ class Word2VecModule(ServingModule):
         ids = self.table.lookup(first)
         known = ids >= 0
         vectors = tf.convert_to_tensor(self.model.word_embedding.embeddings)
-        unit = tf.math.l2_normalize(vectors, axis=1)
         vector = tf.where(known[:, None], tf.gather(vectors, tf.maximum(ids, 0)), 0.0)
-        similarity = tf.matmul(tf.math.l2_normalize(vector, axis=1), unit, transpose_b=True)
+        similarity = tf.matmul(tf.math.l2_normalize(vector, axis=1), self.unit_vectors, transpose_b=True)
         # The word itself scores highest: push it below every other word before taking the top ones.
-        itself = tf.one_hot(tf.maximum(ids, 0), tf.shape(unit)[0], on_value=-3.0, off_value=0.0)
+        itself = tf.one_hot(tf.maximum(ids, 0), tf.shape(vectors)[0], on_value=-3.0, off_value=0.0)
         scores, neighbours = tf.math.top_k(similarity + itself, k=self.topn)
         return {
             "neighbours": tf.where(known[:, None], tf.gather(self.words, neighbours), ""),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,13 +62,23 @@ def word_tokens(texts: tf.Tensor | Sequence[str]) -> tf.RaggedTensor:
     )
 
 
-def count_words(texts: Iterable[str]) -> Counter[str]:
-    """How often each `word_tokens` token occurs in `texts` (tokenized in batches)."""
-    counts: Counter[str] = Counter()
+def _token_batches(texts: Iterable[str]) -> Iterator[tf.RaggedTensor]:
+    # Batches of texts: one graph call per text is far slower.
     texts = list(texts)
     for start in range(0, len(texts), _TOKENIZE_BATCH):
-        tokens = word_tokens(texts[start : start + _TOKENIZE_BATCH]).flat_values.numpy()
-        counts.update(token.decode("utf-8") for token in tokens)
+        yield word_tokens(texts[start : start + _TOKENIZE_BATCH])
+
+
+def tokenized(texts: Iterable[str]) -> list[list[str]]:
+    """Each text's `word_tokens`, as Python strings (the token lists another word2vec, e.g. gensim, reads)."""
+    return [[token.decode("utf-8") for token in row] for batch in _token_batches(texts) for row in batch.to_list()]
+
+
+def count_words(texts: Iterable[str]) -> Counter[str]:
+    """How often each `word_tokens` token occurs in `texts`."""
+    counts: Counter[str] = Counter()
+    for batch in _token_batches(texts):
+        counts.update(token.decode("utf-8") for token in batch.flat_values.numpy())
     return counts
 
 
@@ -149,8 +159,8 @@ class Vocabulary:
             default_value=-1,
         )
         rows = []
-        for start in range(0, len(texts), _TOKENIZE_BATCH):
-            ids = tf.ragged.map_flat_values(table.lookup, word_tokens(list(texts[start : start + _TOKENIZE_BATCH])))
+        for batch in _token_batches(texts):
+            ids = tf.ragged.map_flat_values(table.lookup, batch)
             rows.append(tf.ragged.boolean_mask(ids, ids >= 0))
         return tf.concat(rows, axis=0)
 

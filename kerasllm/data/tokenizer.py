@@ -39,7 +39,7 @@ PAD_ID, UNK_ID, START_ID, END_ID = range(len(RESERVED_TOKENS))
 MASK, SEP, CLS = "[MASK]", "[SEP]", "[CLS]"
 BERT_SPECIAL_TOKENS = (MASK, SEP, CLS)
 SUFFIX_INDICATOR = "##"
-_SPECIAL_TOKEN = re.compile(r"\[[A-Z_]+\]")
+SPECIAL_TOKEN = re.compile(r"\[[A-Z_]+\]")  # the form of every reserved token
 
 # RE2's \s is ASCII-only; \p{Z} adds the Unicode space/line/paragraph separators, \x{0B} and \x{85}
 # are the remaining control characters that str.split() also treats as whitespace.
@@ -129,7 +129,7 @@ def _check_special_tokens(special_tokens: Sequence[str]) -> list[str]:
     if isinstance(special_tokens, str):
         raise ValueError(f"special_tokens must be a sequence of tokens, not the string {special_tokens!r}")
     for token in special_tokens:
-        if not _SPECIAL_TOKEN.fullmatch(token):
+        if not SPECIAL_TOKEN.fullmatch(token):
             raise ValueError(f"special token {token!r} must be capital letters and _ in brackets, like {MASK}")
         if token in RESERVED_TOKENS:
             raise ValueError(f"special token {token} is a core token: every vocabulary already has {RESERVED_TOKENS}")
@@ -383,7 +383,7 @@ class SubwordTokenizer(CoreTokenIds, tf.Module):
         # A tuple of str is not trackable state: the vocabulary lives in the WordPiece model below.
         self._vocabulary = tuple(vocabulary)
         special_count = len(RESERVED_TOKENS)
-        while special_count < len(vocabulary) and _SPECIAL_TOKEN.fullmatch(vocabulary[special_count]):
+        while special_count < len(vocabulary) and SPECIAL_TOKEN.fullmatch(vocabulary[special_count]):
             special_count += 1
         self._special_tokens = tuple(vocabulary[:special_count])
         matcher_vocabulary = list(vocabulary)

@@ -34,6 +34,7 @@ from types import MappingProxyType
 import numpy as np
 
 from kerasllm.data.readers import _open_bytes
+from kerasllm.data.tokenizer import SPECIAL_TOKEN
 
 PathLike = str | os.PathLike
 
@@ -46,9 +47,6 @@ _HEADER = re.compile(rb"\s*(\d+)[ \t]+(\d+)\s*")
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # The separators of the three formats (and of Mikolov's reader); a word holding one cannot be written.
 _SEPARATOR = re.compile(r"[ \t\n\r\x0b\x0c]")
-# Padding ("" in Keras TextVectorization) and the project's special tokens ("[PAD]", "[UNK]", "[MASK]", ...,
-# the `[NAME]` form of kerasllm.data.tokenizer) are never looked up in the vectors.
-_RESERVED = re.compile(r"|\[[A-Z_]+\]")
 _TSV_BREAK = re.compile(r"[\t\n\r]")
 _BINARY_CHUNK = 1 << 20
 _SHOWN_MISSES = 10
@@ -546,7 +544,8 @@ def aligned_matrix(
     report = AlignmentReport(oov=oov)
     missed = []
     for row, word in enumerate(vocabulary):
-        if _RESERVED.fullmatch(word):
+        # Padding ("" in Keras TextVectorization) and the special tokens ([PAD], [UNK], [MASK], ...) have no vector.
+        if word == "" or SPECIAL_TOKEN.fullmatch(word):
             report.reserved += 1
         elif word in vectors:
             matrix[row] = vectors.vector(word)
