@@ -194,28 +194,6 @@ def test_model_scores_candidates_by_the_mean_input_vector_and_round_trips(tmp_pa
     np.testing.assert_array_equal(loaded.word_vectors(), word)
 
 
-def test_cbow_gives_every_window_word_the_whole_gradient_of_the_mean():
-    model = Word2Vec(10, dim=4)
-    model.context_embedding.embeddings.assign(np.random.default_rng(1).normal(size=(10, 4)).astype("float32"))
-    inputs = {
-        "input_words": tf.constant([[1, 2, 3]]),
-        "input_mask": tf.constant([[True, True, False]]),
-        "candidates": tf.constant([[5, 6]]),
-    }
-    with tf.GradientTape() as tape:
-        loss = NegativeSamplingLoss()(np.array([[1.0, 0.0]], "float32"), model(inputs))
-    gradient = tf.convert_to_tensor(tape.gradient(loss, model.word_embedding.embeddings))
-    # d loss / d h for h · v'_c: the sum over candidates of (σ(logit) − label) v'_c.
-    context = model.context_embedding.embeddings.numpy()
-    word = model.word_vectors()
-    hidden = (word[1] + word[2]) / 2
-    errors = 1 / (1 + np.exp(-(context[[5, 6]] @ hidden))) - np.array([1.0, 0.0])
-    expected = errors @ context[[5, 6]]
-    np.testing.assert_allclose(gradient.numpy()[1], expected, rtol=1e-5)
-    np.testing.assert_allclose(gradient.numpy()[2], expected, rtol=1e-5)
-    assert np.all(gradient.numpy()[3] == 0), "a masked-out word is not trained"
-
-
 def test_learning_rate_is_word2vecs_per_example_rate_times_the_batch():
     schedule = word2vec_learning_rate(0.025, batch_size=100, total_steps=10, min_alpha=0.001)
     assert float(schedule(0)) == pytest.approx(2.5)
@@ -250,3 +228,23 @@ def test_training_puts_words_of_one_topic_together():
     topic = np.array([word[0] for word in vocabulary.words])
     nearest = similarity.argmax(axis=1)
     assert np.all(topic[nearest] == topic)
+
+
+def test_cbow_gives_every_window_word_its_share_of_the_gradient_and_masked_words_none():
+    model = Word2Vec(10, dim=4)
+    model.context_embedding.embeddings.assign(np.random.default_rng(1).normal(size=(10, 4)).astype("float32"))
+    inputs = {
+        "input_words": tf.constant([[1, 2, 3]]),
+        "input_mask": tf.constant([[True, True, False]]),
+        "candidates": tf.constant([[5, 6]]),
+    }
+    with tf.GradientTape() as tape:
+        loss = NegativeSamplingLoss()(np.array([[1.0, 0.0]], "float32"), model(inputs))
+    gradient = tf.convert_to_tensor(tape.gradient(loss, model.word_embedding.embeddings)).numpy()
+    # d loss / d h for h · v'_c: the sum over candidates of (σ(logit) − label) v'_c; h is the mean of two words.
+    context = model.context_embedding.embeddings.numpy()
+    word = model.word_vectors()
+    errors = 1 / (1 + np.exp(-(context[[5, 6]] @ ((word[1] + word[2]) / 2)))) - np.array([1.0, 0.0])
+    for row in (1, 2):
+        np.testing.assert_allclose(gradient[row], errors @ context[[5, 6]] / 2, rtol=1e-5)
+    assert np.all(gradient[3] == 0), "a masked-out word is not trained"

@@ -106,7 +106,12 @@ class Word2VecApp(runner.App):
         rate = word2vec_learning_rate(
             config.alpha, config.batch_size, config.epochs * steps_per_epoch, config.min_alpha
         )
-        model.compile(optimizer=keras.optimizers.SGD(rate), loss=NegativeSamplingLoss(), jit_compile=config.jit_compile)
+        model.compile(
+            optimizer=keras.optimizers.SGD(rate),
+            loss=NegativeSamplingLoss(),
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
+        )
 
     def serving_module(self, run: runner.Run, model: keras.Model, **options: Any) -> Word2VecModule:
         return Word2VecModule(model, run.tokenizers["vocabulary"], **options)

@@ -27,6 +27,9 @@ class Word2VecConfig(RunConfig):
         ns_exponent: the power of the counts in the noise distribution.
         alpha, min_alpha: the per-example SGD rate at the start and at the end of the run (linear decay).
         batch_size: examples per batch.
+        steps_per_execution: train steps per compiled call: a step is a few milliseconds of gathers and
+            scatter-adds, so Keras's per-call overhead (callbacks, the progress bar, the host round trip) would
+            otherwise cost as much as the step.
         epochs: passes over the corpus.
     """
 
@@ -42,6 +45,7 @@ class Word2VecConfig(RunConfig):
     alpha: float = 0.025
     min_alpha: float = 1e-4
     batch_size: int = 4096
+    steps_per_execution: int = 32
     epochs: int = 5
     early_stopping_patience: int | None = None
     jit_compile: bool = True
@@ -56,7 +60,7 @@ class Word2VecConfig(RunConfig):
         super().validate(where)
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"{where}: architecture must be one of {list(ARCHITECTURES)}, got {self.architecture!r}")
-        for key in ("min_count", "window", "negatives", "batch_size"):
+        for key in ("min_count", "window", "negatives", "batch_size", "steps_per_execution"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
         if not 0 <= self.subsample < 1:

@@ -2,7 +2,7 @@
 
 Two tables of vectors: `word_embedding` (the word vectors one keeps) and `context_embedding` (the output
 vectors, zeros at first as in word2vec.c). An example's input words (the centre for skip-gram; the window for
-CBOW, masked) are averaged into h (and each receives h's whole gradient, as in word2vec.c); each candidate c (the target, then the noise words) scores h · v'_c, and the
+CBOW, masked) are averaged into h; each candidate c (the target, then the noise words) scores h · v'_c, and the
 loss is negative sampling's
 
     −log σ(h · v'_target) − Σ_noise log σ(−h · v'_noise)
@@ -93,10 +93,9 @@ class Word2Vec(keras.Model):
         candidates = keras.Input(shape=(None,), dtype="int32", name="candidates")
         weights = ops.cast(input_mask, "float32")[..., None]
         total = ops.sum(self.word_embedding(input_words) * weights, axis=1)
-        mean = total / ops.maximum(ops.sum(weights, axis=1), 1.0)
-        # h is the mean of the input words, but each of them gets h's whole gradient, not its share: word2vec.c's
-        # and gensim's CBOW (cbow_mean=1) add the full error to every window word. Skip-gram's one word: no change.
-        hidden = total + ops.stop_gradient(mean - total)
+        # Each window word gets its share of h's gradient. word2vec.c gives each the whole of it, one window at a
+        # time; summed over a batch of thousands of windows, a frequent word's whole-gradient updates diverge.
+        hidden = total / ops.maximum(ops.sum(weights, axis=1), 1.0)
         logits = ops.einsum("bd,bkd->bk", hidden, self.context_embedding(candidates))
         super().__init__(
             inputs={"input_words": input_words, "input_mask": input_mask, "candidates": candidates},
