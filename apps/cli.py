@@ -7,6 +7,8 @@ import importlib
 import os
 import sys
 
+from apps import commands
+
 # Each app is a package with cli.py (`register(subparsers)` adds its subcommands) and app.py (`APP`, its
 # `kerasllm.runner.App`). Importing cli.py must stay cheap: no TensorFlow.
 APPS = {
@@ -222,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line, for reports that print how they were made
     try:
-        return args.func(args)
+        with commands.distribution_scope(args):
+            return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, ConnectionError, ChildProcessError) as error:
         # Expected user errors (missing corpus, bad arguments, misaligned files): one line, no traceback.
         print(f"kerasllm: error: {error}", file=sys.stderr)

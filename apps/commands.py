@@ -4,9 +4,12 @@ own options. TensorFlow is imported only inside a command, so `--help` stays ins
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
+
+from kerasllm.distribute import DISTRIBUTE, Distribution
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, *, default_config: str, presets: str) -> None:
@@ -27,6 +30,42 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, default_config: str,
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--minutes", type=float, help="override the config's training time budget")
     parser.add_argument("--data-dir", default=None, help="corpus root (default $KERASLLM_DATA or ../shared/data)")
+    add_distribute_arguments(parser)
+
+
+def add_distribute_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "data parallelism", "the same command on several devices or machines (docs/distributed.md)"
+    )
+    group.add_argument(
+        "--distribute",
+        choices=DISTRIBUTE,
+        default="none",
+        help="none: one device; mirrored: tf.distribute.MirroredStrategy over this machine's devices; jax: the "
+        "Keras distribution API on the JAX backend, one process or several (the multi-machine path); "
+        "multi-worker: refused, Keras 3's fit does not run under MultiWorkerMirroredStrategy",
+    )
+    group.add_argument(
+        "--devices", type=int, help="split the CPU into N devices (to try a path on one machine; default: as found)"
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="jax, several processes: the address of process 0")
+    group.add_argument("--num-processes", type=int, help="jax: processes in the job (default 1)")
+    group.add_argument("--process-id", type=int, help="jax: this process, 0..N-1; 0 writes the run (default 0)")
+
+
+def distribution_scope(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The scope a command runs in: its `--distribute` flags' (see `kerasllm.distribute`), else none."""
+    if getattr(args, "distribute", "none") == "none" and getattr(args, "devices", None) is None:
+        return contextlib.nullcontext()
+    distribution = Distribution.from_arguments(
+        args.distribute,
+        devices=args.devices,
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
+    distribution.prepare_backend()
+    return distribution.scope()
 
 
 def train_config(config_class: Any, args: argparse.Namespace, default_config: str) -> Any:
@@ -82,12 +121,15 @@ def add_predict_arguments(parser: argparse.ArgumentParser, *, what: str = "texts
     parser.add_argument("texts", nargs="*", help=f"{what} (default: one per line on stdin)")
 
 
-def read_texts(args: argparse.Namespace) -> list[str | bytes]:
+MODEL_FLAGS = {"out": "--out (a run directory)", "saved_model": "--saved-model (an exported version)"}
+
+
+def read_texts(args: argparse.Namespace, models: dict[str, str] = MODEL_FLAGS) -> list[str | bytes]:
     """The texts of a `predict` command: its arguments, else one per line of stdin, as bytes so that a line with
     invalid UTF-8 reaches the model (the graph replaces bad bytes) instead of failing the whole input. Checks first
-    that the command names exactly one model: `--out` or `--saved-model`."""
-    if bool(args.out) == bool(args.saved_model):
-        raise ValueError("give exactly one of --out (a run directory) or --saved-model (an exported version)")
+    that the command names exactly one model: one of `models` (argument name → how the error names it)."""
+    if sum(bool(getattr(args, name)) for name in models) != 1:
+        raise ValueError(f"give exactly one of {' or '.join(models.values())}")
     if args.texts:
         return list(args.texts)
     texts = [line.rstrip(b"\r\n") for line in sys.stdin.buffer]

@@ -23,6 +23,7 @@ import shutil
 import time
 import types
 import typing
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 import keras
 
 from kerasllm.data.tokenizer import SubwordTokenizer
+from kerasllm.distribute import Replicas, current_replicas
 from kerasllm.export import export_saved_model, serving_copy
 from kerasllm.training import training_callbacks
 
@@ -392,7 +394,17 @@ def prepare_training(app: App, run: Run, data_dir: str | None = None) -> tuple[k
     vocabulary_sizes = {name: tokenizer.vocabulary_size for name, tokenizer in run.tokenizers.items()}
     model = app.build_model(run.config, vocabulary_sizes, run.info)
     app.compile(model, run.config, steps_per_epoch(run.config, train_set))
-    return model, train_set, val_set
+    replicas = current_replicas()
+    if keras.backend.backend() == "jax":
+        # On JAX the alternative to a jitted step is op-by-op eager execution, not a graph: always jit it.
+        model.jit_compile = True
+    elif replicas.count > 1:
+        # XLA cannot compile a step whose variables are mirrored on other devices (what Keras's "auto" knows), and
+        # Keras's loop of several steps per call fails under tf.distribute when an epoch ends inside a call.
+        model.jit_compile = False
+        model.steps_per_execution = 1
+    # Under a strategy or distribution (kerasllm.distribute), every batch splits evenly over the replicas.
+    return model, replicas.shard(train_set), None if val_set is None else replicas.shard(val_set)
 
 
 def train(
@@ -409,6 +421,10 @@ def train(
     """Train with `model.fit`; calling it again on the same `run_dir` resumes where it stopped.
 
     Every check (another run's directory, another config, a bad `--init-from`) happens before anything is written.
+    Called inside a `kerasllm.distribute.Distribution.scope()` (or any tf.distribute strategy's scope), it trains
+    data-parallel; in a job of several processes only the chief (process 0) writes `run_dir`, and every other
+    process writes the same files into its own `run_dir/workers/<process>/`: every process must run the same
+    callbacks, because on JAX a checkpoint save or a weight restore is a step all processes take together.
 
     Args:
         app: the app.
@@ -427,7 +443,9 @@ def train(
     Returns:
         the `fit` history, or None when `run_dir` holds a finished run (nothing is trained).
     """
-    run_dir = Path(run_dir)
+    replicas = current_replicas()
+    _check_replicas(config, replicas)
+    run_dir = worker_directory(Path(run_dir), replicas)
     finished = run_dir / "finished.json"
     if finished.exists():
         print(
@@ -464,16 +482,19 @@ def train(
         lr_decay_factor=config.lr_decay_factor,
     )
     started = time.perf_counter()
-    # shuffle=False: the datasets reshuffle themselves each epoch (Keras would only warn that it cannot).
-    history = model.fit(
-        train_set,
-        validation_data=val_set,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,
-    )
+    with warnings.catch_warnings():
+        if replicas.count > 1:  # a sharded set learns its length at the end of its first epoch; Keras warns then
+            warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        # shuffle=False: the datasets reshuffle themselves each epoch (Keras would only warn that it cannot).
+        history = model.fit(
+            train_set,
+            validation_data=val_set,
+            epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     # Only a fit that returned gets here: a killed run leaves no marker and resumes from its backup.
     finished.write_text(
         json.dumps(
@@ -486,6 +507,27 @@ def train(
         + "\n"
     )
     return history
+
+
+def worker_directory(run_dir: Path, replicas: Replicas) -> Path:
+    """Where this process keeps its run: `run_dir` for the chief, `run_dir/workers/<process>` for the others."""
+    return run_dir if replicas.is_chief else run_dir / "workers" / str(replicas.process_index)
+
+
+def _check_replicas(config: RunConfig, replicas: Replicas) -> None:
+    if replicas.processes > 1 and config.time_budget_minutes is not None:
+        # Each process would read its own clock and could stop a step apart from the others, which then wait
+        # for it forever.
+        raise ValueError(
+            f"a time budget ({config.time_budget_minutes} minutes) cannot stop {replicas.processes} processes at "
+            'the same step: give a config with "time_budget_minutes": null and set --epochs'
+        )
+    batch_size = getattr(config, "batch_size", None)
+    if isinstance(batch_size, int) and batch_size % replicas.count:
+        raise ValueError(
+            f"batch_size {batch_size} does not split over {replicas.count} replicas: give a multiple of "
+            f"{replicas.count} in the config"
+        )
 
 
 def peak_rss_mb() -> float:

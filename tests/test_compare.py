@@ -48,7 +48,7 @@ def quick_report(tmp_path_factory):
                 "compare",
                 "--quick",
                 "--minutes",
-                "0.5",
+                "0.25",
                 "--runs-dir",
                 str(root / "runs"),
                 "--report",
@@ -66,12 +66,12 @@ def test_quick_comparison_writes_the_report(quick_report):
         assert (report / name).stat().st_size > 0, name
     results = json.loads((report / "results.json").read_text())
     assert results["command"].startswith("kerasllm compare --quick")
-    assert results["corpus"] == "sample" and results["test_split"] == "test" and results["budget_minutes"] == 0.5
+    assert results["corpus"] == "sample" and results["test_split"] == "test" and results["budget_minutes"] == 0.25
     assert set(results["models"]) == {"lstm", "lstm_attention", "transformer"}
     for name, model in results["models"].items():
         assert MODEL_FIELDS <= set(model), name
         started = [row["elapsed_seconds"] for row in model["history"][:-1]]
-        assert all(seconds < 0.5 * 60 for seconds in started), "no epoch may start after the budget is spent"
+        assert all(seconds < 0.25 * 60 for seconds in started), "no epoch may start after the budget is spent"
         assert 0 <= model["test"]["bleu"] <= 100 and model["test"]["bleu_signature"].startswith("nrefs:1")
         assert model["training_tokens_per_second"] > 0 and model["training_peak_rss_mb"] > 0
         assert set(model["decode_tokens_per_second"]) == {"batch_1", "batch_32"}

@@ -99,7 +99,9 @@ class LearnedPositionEmbedding(keras.layers.Layer):
 
     def call(self, inputs: Any, start_index: Any = 0) -> Any:
         shape = ops.shape(inputs)
-        table = ops.slice(self.position_embeddings, (start_index, 0), (shape[-2], inputs.shape[-1]))
+        # The variable's value, not the variable: JAX's slice no longer unwraps a Keras variable itself.
+        table = ops.convert_to_tensor(self.position_embeddings)
+        table = ops.slice(table, (start_index, 0), (shape[-2], inputs.shape[-1]))
         return ops.broadcast_to(ops.cast(table, self.compute_dtype), shape)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
