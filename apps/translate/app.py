@@ -6,6 +6,10 @@ evaluation and serving module); the run directory, resume, `--init-from` and exp
 
 from __future__ import annotations
 
+import inspect
+import itertools
+import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,13 +17,15 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from apps.translate.config import TranslateConfig
 from apps.translate.serving import TranslateModule
 from kerasllm import data, runner
 from kerasllm.data.pipeline import make_seq2seq_dataset
-from kerasllm.data.tokenizer import SubwordTokenizer
+from kerasllm.data.tokenizer import PAD, START, SubwordTokenizer
 from kerasllm.decoding import SEARCHES, compile_search
+from kerasllm.export import ctranslate2 as ctranslate2_export
 from kerasllm.metrics import translation_scores
 from kerasllm.training import compile_for_training
 
@@ -215,3 +221,150 @@ def export(
 ) -> Path:
     """Export a trained run as `base_path/<version>/` for TF Serving (decoding: the run's config unless given)."""
     return runner.export(APP, run_dir, base_path, version=version, serving_dtype=serving_dtype, **(decoding or {}))
+
+
+def ctranslate2_search_options(decoding: dict[str, Any]) -> dict[str, Any]:
+    """A run's decoding options as CTranslate2 runs them: `search` "greedy" or "beam", and every option of that
+    search with its default filled in (`max_length`, `length_ratio`, `length_offset`; `beam_size`, `alpha`).
+
+    Raises:
+        ValueError: the search is not greedy or beam (CTranslate2's sampling draws differently from ours).
+    """
+    search = decoding.get("search", "beam")
+    if search not in ("greedy", "beam"):
+        raise ValueError(f"CTranslate2 runs greedy or beam search, not {search!r}: pass --search greedy or beam")
+    parameters = inspect.signature(SEARCHES[search]).parameters
+    names = ("max_length", "length_ratio", "length_offset") + (("beam_size", "alpha") if search == "beam" else ())
+    return {"search": search, **{name: decoding.get(name, parameters[name].default) for name in names}}
+
+
+class CTranslate2Translator:
+    """In-process translation with a CTranslate2 export (`export_ctranslate2`): our tokenizers around
+    `ctranslate2.Translator.translate_batch`, with our search's rules.
+
+    As in our own search, each output is capped at `ceil(length_ratio × source tokens) + length_offset` tokens
+    (END included, and at most `max_length - 1`), [PAD] and [START] are never emitted, END may come first (an empty
+    translation) and an empty source gives an empty translation. Greedy search gives our tokens exactly at float32;
+    beam search normalizes by CTranslate2's length penalty, length^alpha, where ours divides by GNMT's
+    ((5 + length) / 6)^alpha, so beams may rank differently.
+
+    Args:
+        model_dir: a CTranslate2 model directory.
+        source_tokenizer, target_tokenizer: the run's tokenizers (the directory's `source.vocab`, `target.vocab`).
+        decoding: search options (`search` "greedy" or "beam", `beam_size`, `alpha`, `max_length`, ...).
+        max_source_length: source tokens kept (the run's `max_tokens`, as in training and serving).
+        intra_threads: CPU threads CTranslate2 uses for one batch.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        source_tokenizer: SubwordTokenizer,
+        target_tokenizer: SubwordTokenizer,
+        decoding: dict[str, Any],
+        *,
+        max_source_length: int,
+        intra_threads: int = 1,
+    ):
+        self.options = ctranslate2_search_options(decoding)
+        self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
+        self.max_source_length = max_source_length
+        self._target_ids = {token: index for index, token in enumerate(target_tokenizer.vocabulary)}
+        self._translator = ctranslate2_export.import_ctranslate2().Translator(
+            str(model_dir), device="cpu", intra_threads=intra_threads
+        )
+
+    @classmethod
+    def from_directory(
+        cls, path: str | Path, decoding: dict[str, Any] | None = None, **kwargs: Any
+    ) -> CTranslate2Translator:
+        """The translator of a directory written by `export_ctranslate2`, with its stored decoding unless given."""
+        path = Path(path)
+        settings_file = path / ctranslate2_export.SETTINGS_FILE
+        if not (path / "model.bin").exists() or not settings_file.exists():
+            what = "does not exist" if not path.exists() else "is not a translate CTranslate2 export"
+            raise FileNotFoundError(
+                f"{path} {what}: pass a directory written by `kerasllm translate export --format ctranslate2`"
+            )
+        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+        return cls(
+            path,
+            SubwordTokenizer.load(path / ctranslate2_export.SOURCE_VOCABULARY_FILE),
+            SubwordTokenizer.load(path / ctranslate2_export.TARGET_VOCABULARY_FILE),
+            decoding or settings["decoding"],
+            max_source_length=settings["max_source_length"],
+            **kwargs,
+        )
+
+    def translate_ids(self, texts: Sequence[str | bytes], batch_size: int = 64) -> list[list[int]]:
+        """The target ids of each text's translation, END excluded (our search's tokens before END)."""
+        if not texts:
+            return []
+        options = self.options
+        search = dict(beam_size=options.get("beam_size", 1), length_penalty=options.get("alpha", 1.0))
+        vocabulary = self.source_tokenizer.vocabulary
+        sources = [
+            [vocabulary[i] for i in row[: self.max_source_length]]
+            for row in self.source_tokenizer.tokenize(list(texts)).to_list()
+        ]
+        outputs: list[list[int]] = [[] for _ in texts]
+        by_length = sorted((i for i, source in enumerate(sources) if source), key=lambda i: len(sources[i]))
+        # Sources of one length share a budget, and CTranslate2 takes one max_decoding_length per call.
+        for length, group in itertools.groupby(by_length, key=lambda i: len(sources[i])):
+            group = list(group)
+            # In float32, as our search computes it, so that ceil() rounds alike.
+            scaled = np.float32(options["length_ratio"]) * np.float32(length)
+            budget = min(math.ceil(scaled) + options["length_offset"], options["max_length"] - 1)
+            if budget <= 1:  # only the forced END fits: an empty translation, as ours
+                continue
+            results = self._translator.translate_batch(
+                [sources[i] for i in group],
+                max_batch_size=batch_size,
+                max_decoding_length=budget - 1,  # tokens before END: our budget counts END
+                min_decoding_length=0,
+                max_input_length=0,  # truncated above, to max_source_length
+                suppress_sequences=[[PAD], [START]],
+                **search,
+            )
+            for i, result in zip(group, results, strict=True):
+                outputs[i] = [self._target_ids[token] for token in result.hypotheses[0]]
+        return outputs
+
+    def __call__(self, texts: Sequence[str | bytes], batch_size: int = 64) -> list[str]:
+        """Translate `texts` (str, or bytes that may hold invalid UTF-8)."""
+        rows = self.translate_ids(texts, batch_size)
+        ids = tf.RaggedTensor.from_row_lengths(
+            tf.constant([i for row in rows for i in row], tf.int32), [len(row) for row in rows]
+        )
+        return [text.decode("utf-8") for text in self.target_tokenizer.detokenize(ids).numpy()]
+
+
+def export_ctranslate2(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    quantization: str | None = None,
+    *,
+    decoding: dict[str, Any] | None = None,
+) -> Path:
+    """Write a trained Transformer run as a CTranslate2 model directory that `CTranslate2Translator.from_directory`
+    (and `kerasllm translate predict --ctranslate2 DIR`) runs alone: the model, the run's vocabularies, and
+    `kerasllm.json` with the decoding (the run's config unless given), `max_source_length` and the run's corpus.
+
+    Args:
+        run_dir: a trained run directory.
+        out_dir: the directory to write (must not exist yet, or be empty).
+        quantization: a `kerasllm.export.ctranslate2.QUANTIZATIONS` weight type, or None for float32.
+        decoding: search options to store instead of the run's (greedy or beam).
+    """
+    run = load_run(run_dir)
+    decoding = dict(decoding or run.config.decoding)
+    ctranslate2_search_options(decoding)  # refuse a search CTranslate2 cannot run before writing anything
+    settings = {"decoding": decoding, "max_source_length": run.config.max_tokens, "run": run.info}
+    return ctranslate2_export.export_ctranslate2(
+        run.model,
+        run.tokenizers["source"],
+        run.tokenizers["target"],
+        out_dir,
+        quantization=quantization,
+        settings=settings,
+    )

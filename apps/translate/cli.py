@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from apps import commands
 
 DEFAULT_CONFIG = "transformer"
 PRESETS = "transformer, lstm_attention, lstm, tiny, tiny_lstm, tiny_lstm_attention"
+CTRANSLATE2_SUFFIX = "_ctranslate2"  # the default CTranslate2 directory: the base path with this added
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,19 +47,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     export = sub.add_parser(
         "export",
-        help="write a TF Serving SavedModel (text in, translations out)",
-        description="Export a trained run to <base>/<version>/ for tensorflow_model_server.",
+        help="write a TF Serving SavedModel (text in, translations out) or a CTranslate2 model",
+        description="Export a trained run to <base>/<version>/ for tensorflow_model_server, or (--format "
+        "ctranslate2, Transformer runs only) to a CTranslate2 model directory that `predict --ctranslate2` runs.",
     )
     commands.add_export_arguments(export, app="translate")
     _add_search_arguments(export)
+    export.add_argument(
+        "--format",
+        choices=["saved_model", "ctranslate2"],
+        default="saved_model",
+        help="saved_model (default): a TF Serving version folder; ctranslate2: a CTranslate2 model directory with "
+        "the run's vocabularies and decoding (an LSTM run cannot be converted)",
+    )
+    export.add_argument(
+        "--quantization",
+        help="ctranslate2 only: weight type, one of int8, int8_float32, int8_float16, int8_bfloat16, int16, "
+        "float16, bfloat16, float32 (default: float32 weights; the bfloat16 ones need PyTorch installed)",
+    )
+    export.add_argument(
+        "--path",
+        metavar="DIR",
+        help="ctranslate2 only: the directory to write, which must not exist or be empty "
+        f"(default: <base>{CTRANSLATE2_SUFFIX}, e.g. saved_models/translate{CTRANSLATE2_SUFFIX})",
+    )
     export.set_defaults(func=_export)
 
     predict = sub.add_parser(
         "predict",
         help="translate sentences from arguments or stdin",
-        description="Translate with a run directory (in-process, compiled search) or an exported SavedModel.",
+        description="Translate with a run directory (in-process, compiled search), an exported SavedModel or a "
+        "CTranslate2 export.",
     )
     commands.add_predict_arguments(predict, what="sentences")
+    predict.add_argument(
+        "--ctranslate2",
+        metavar="DIR",
+        help="a directory written by `export --format ctranslate2` (instead of --out / --saved-model); it holds "
+        "its vocabularies and decoding settings",
+    )
     predict.set_defaults(func=_predict)
 
 
@@ -114,6 +142,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from apps.translate import app
 
+    if args.format == "ctranslate2":
+        if args.version is not None or args.serving_dtype != "float32":
+            raise ValueError("--version and --serving-dtype are for --format saved_model; use --path, --quantization")
+        path = args.path or Path(args.base).with_name(Path(args.base).name + CTRANSLATE2_SUFFIX)
+        print(app.export_ctranslate2(args.out, path, args.quantization, decoding=_decoding_options(args)))
+        return 0
+    if args.quantization or args.path:
+        raise ValueError("--quantization and --path are for --format ctranslate2")
     print(
         app.export(
             args.out,
@@ -127,8 +163,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    texts = commands.read_texts(args)
-    if args.saved_model:
+    texts = commands.read_texts(args, {**commands.MODEL_FLAGS, "ctranslate2": "--ctranslate2 (a CTranslate2 export)"})
+    if args.ctranslate2:
+        from apps.translate import app
+
+        translations = app.CTranslate2Translator.from_directory(args.ctranslate2)(texts)
+    elif args.saved_model:
         import tensorflow as tf
 
         _loaded, serve = commands.load_serving_signature(args.saved_model)
