@@ -11,9 +11,10 @@ at [END].
 
 Rows: greedy and beam 4 at batch 1 and 32. Columns: our XLA-compiled loop, our graph loop (the SavedModel's loop:
 the same search without XLA), CTranslate2 float32 and int8, each engine at `intra_threads=1` (its fastest setting
-on 2 cores). Each figure is the fastest of `--repeats`, the engines taking turns within every repeat, so load on
-the machine hits all alike; ratios are against CTranslate2 float32 in the same run. Writes REPORT_DIR/results.json
-and report.md.
+on 2 cores). `TF_ENABLE_ONEDNN_OPTS=0` in the environment measures our loops with TensorFlow's oneDNN kernels off
+(the report then goes to random-onednn-off/ or run-onednn-off/). Each figure is the fastest of `--repeats`, the
+engines taking turns within every repeat, so load on the machine hits all alike; ratios are against CTranslate2
+float32 in the same run. Writes REPORT_DIR/<mode>/results.json and report.md.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def report(results: dict[str, Any], command: str) -> str:
         "",
         f"    {command}",
         "",
-        f"Machine: {results['cpu']}. Model: {results['what']}. Figures: speed as a multiple of CTranslate2 float32 "
+        f"Machine: {results['cpu']}; TensorFlow's oneDNN kernels {'on' if results['onednn'] else 'off'}. "
+        f"Model: {results['what']}. Figures: speed as a multiple of CTranslate2 float32 "
         f"(higher is faster), with {unit}/s; fastest of {results['repeats']} interleaved repeats.",
         "",
         "| search, batch | " + " | ".join(names) + " |",
@@ -183,7 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the fastest counts (default 5)")
     parser.add_argument("--report-dir", default=str(Path(__file__).with_name("decode_vs_ctranslate2")))
     args = parser.parse_args(argv)
-    command = "python bench/decode_vs_ctranslate2.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    # oneDNN is TensorFlow's CPU kernel library; TF_ENABLE_ONEDNN_OPTS=0 turns it off (a server setting too).
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+    command = ("" if onednn else "TF_ENABLE_ONEDNN_OPTS=0 ") + "python bench/decode_vs_ctranslate2.py "
+    command += shlex.join(argv if argv is not None else sys.argv[1:])
     rows = []
     with tempfile.TemporaryDirectory() as work:
         if args.run:
@@ -207,11 +212,12 @@ def main(argv: list[str] | None = None) -> None:
     results = {
         "cpu": cpu_description(),
         "mode": "run" if args.run else "random",
+        "onednn": onednn,
         "what": what,
         "repeats": args.repeats,
         "rows": rows,
     }
-    report_dir = Path(args.report_dir) / ("run" if args.run else "random")
+    report_dir = Path(args.report_dir) / (("run" if args.run else "random") + ("" if onednn else "-onednn-off"))
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (report_dir / "report.md").write_text(report(results, command.strip()))
